@@ -1,0 +1,18 @@
+"""Workbench: Keras models for images, text, speech and driving, trained through papermill
+notebooks, tuned with Optuna and tracked in MLflow.
+
+    import workbench
+    result = workbench.train("images", dataset="digits", epochs=1)
+"""
+
+import os
+
+# TensorFlow's C++ logging floods notebooks and terminals; it must be set before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from workbench.config import ConfigError, RunConfig  # noqa: E402
+from workbench.data.splits import DataError  # noqa: E402
+from workbench.runs import TrainingResult, load_data, make_config, train  # noqa: E402
+
+__all__ = ["ConfigError", "DataError", "RunConfig", "TrainingResult", "load_data", "make_config", "train"]
+__version__ = "0.1.0"

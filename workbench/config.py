@@ -1,0 +1,158 @@
+"""RunConfig: everything one training run needs, validated before any data is loaded.
+
+Every entry point (CLI flags, papermill parameters, MLproject, pipelines, tuning trials)
+builds a RunConfig through `RunConfig.from_dict`, so every value is checked by the same
+code and every error names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse")
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed. The message names field, value and what is allowed."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        self.field = field_name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid value for '{field_name}': {value!r} (allowed: {allowed})")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Empty strings mean "the task's default" and are filled in by from_dict."""
+
+    task: str = field(default="images", metadata=_help("what to learn: a registered task name"))
+    dataset: str = field(default="", metadata=_help("dataset name or folder:PATH; empty = task default"))
+    model: str = field(default="", metadata=_help("architecture; empty = task default"))
+    epochs: int = field(default=5, metadata=_help("passes over the training split"))
+    batch_size: int = field(default=64, metadata=_help("examples per gradient step"))
+    optimizer: str = field(default="adam", metadata=_help("one of " + ", ".join(OPTIMIZERS)))
+    learning_rate: float = field(default=1e-3, metadata=_help("optimizer step size"))
+    momentum: float = field(default=0.9, metadata=_help("momentum for sgd (ignored otherwise)"))
+    activation: str = field(default="relu", metadata=_help("hidden activation: " + ", ".join(ACTIVATIONS)))
+    loss: str = field(default="", metadata=_help("training loss; empty = task default"))
+    dropout: float = field(default=0.0, metadata=_help("dropout rate in [0, 1)"))
+    l1: float = field(default=0.0, metadata=_help("L1 weight penalty"))
+    l2: float = field(default=0.0, metadata=_help("L2 weight penalty"))
+    patience: int = field(default=0, metadata=_help("early-stopping patience in epochs; 0 = off"))
+    seed: int = field(default=42, metadata=_help("seed for splits, initialisation and shuffling"))
+    validation_split: float = field(default=0.1, metadata=_help("fraction of training data held out for validation"))
+    image_size: int = field(default=0, metadata=_help("image side in pixels for folder datasets; 0 = 64"))
+    experiment: str = field(default="", metadata=_help("MLflow experiment; empty = workbench-<task>"))
+
+    # ---- construction -------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None = None, **overrides: Any) -> "RunConfig":
+        """Coerce, check and complete a config; raises ConfigError on the first bad value."""
+        merged = {**(values or {}), **overrides}
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for name in merged:
+            if name not in known:
+                raise ConfigError(name, merged[name], "a RunConfig field: " + ", ".join(known))
+        coerced = {}
+        for name, value in merged.items():
+            if value is None:  # papermill/CLI "not given"
+                continue
+            coerced[name] = _coerce(name, value, known[name].type)
+        config = cls(**coerced)
+        config._check_ranges()
+        return config._with_task_defaults()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return RunConfig.from_dict(self.to_dict(), **changes)
+
+    # ---- validation ---------------------------------------------------------------------
+
+    def _check_ranges(self) -> None:
+        _require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, ", ".join(OPTIMIZERS))
+        _require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        _require(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
+        _require(self.activation in ACTIVATIONS, "activation", self.activation, ", ".join(ACTIVATIONS))
+        _require(self.loss == "" or self.loss in LOSSES, "loss", self.loss, ", ".join(LOSSES))
+        _require(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
+        _require(self.l1 >= 0, "l1", self.l1, "a number >= 0")
+        _require(self.l2 >= 0, "l2", self.l2, "a number >= 0")
+        _require(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = off)")
+        _require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require(0 < self.validation_split < 1, "validation_split", self.validation_split, "a number in (0, 1)")
+        _require(self.image_size >= 0, "image_size", self.image_size, "an integer >= 0 (0 = default)")
+
+    def _with_task_defaults(self) -> "RunConfig":
+        from workbench.tasks import get_task, task_names
+
+        _require(self.task in task_names(), "task", self.task, ", ".join(task_names()))
+        task = get_task(self.task)
+        config = dataclasses.replace(
+            self,
+            dataset=self.dataset or task.default_dataset,
+            model=self.model or task.default_model,
+            loss=self.loss or task.default_loss,
+            experiment=self.experiment or f"workbench-{self.task}",
+        )
+        task.check_dataset_name(config.dataset)
+        _require(config.model in task.models, "model", config.model,
+                 f"for task '{task.name}': " + ", ".join(task.models))
+        _require(config.loss in task.losses, "loss", config.loss,
+                 f"for task '{task.name}': " + ", ".join(task.losses))
+        task.check_config(config)
+        return config
+
+
+def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(name, value, allowed)
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """Accept the natural spellings of a value (CLI strings, YAML numbers), nothing looser."""
+    kind = {"int": int, "float": float, "str": str}.get(kind, kind)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(name, value, "a string")
+        return value.strip()
+    if isinstance(value, bool):
+        raise ConfigError(name, value, f"a number ({kind.__name__}), not a boolean")
+    if kind is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(name, value, "an integer")
+    if kind is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(name, value, "a number")
+    raise TypeError(f"unsupported field type {kind!r} for {name}")

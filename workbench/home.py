@@ -1,0 +1,37 @@
+"""The workbench home folder: embedded stores, caches and executed notebooks live here.
+
+Default `./.workbench`, overridden by WORKBENCH_HOME. Each store can instead point at a server
+(MLFLOW_TRACKING_URI for tracking).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def home() -> Path:
+    path = Path(os.environ.get("WORKBENCH_HOME", ".workbench")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def subdir(name: str) -> Path:
+    path = home() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_cache() -> Path:
+    return subdir("data")
+
+
+def checkpoints(run_id: str) -> Path:
+    return subdir("checkpoints") / run_id
+
+
+def executed_notebooks() -> Path:
+    return subdir("notebooks")

@@ -1,0 +1,1 @@
+"""Reusable Keras building blocks shared by the tasks' architectures."""

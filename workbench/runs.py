@@ -1,0 +1,104 @@
+"""One tracked training run: config -> data -> model -> fit -> test once -> everything in MLflow.
+
+`train()` is the single code path behind the notebook, the CLI's --in-process mode, pipelines
+and tuning trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.config import RunConfig
+from workbench.tasks import get_task
+
+
+@dataclass
+class TrainingResult:
+    run_id: str
+    config: RunConfig
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
+    figures: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+    resumed_from_epoch: int = 0
+
+
+def make_config(config: RunConfig | dict | str | None = None, **overrides: Any) -> RunConfig:
+    """Progressive disclosure: train("images"), train(config), train(config, epochs=1), train(task=...)."""
+    if isinstance(config, str):
+        overrides = {"task": config, **overrides}
+        config = None
+    values = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
+    return RunConfig.from_dict(values, **overrides)
+
+
+def load_data(config: RunConfig | dict | str | None = None, **overrides: Any):
+    config = make_config(config, **overrides)
+    return get_task(config.task).load_data(config)
+
+
+def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = None, data=None,
+          verbose: int = 2, **overrides: Any) -> TrainingResult:
+    """Train, evaluate on the test split once, compare with the classical baseline, log it all.
+
+    Invalid configs and unusable data raise before any MLflow run is created (unless `run_id`
+    names a run created earlier, which then ends FAILED).
+    """
+    from workbench import tracking
+    from workbench.figures import training_curves
+    from workbench.home import checkpoints
+    from workbench.training import compile_model, fit, resumable_epoch, seed_everything
+
+    config = make_config(config, **overrides)
+    task = get_task(config.task)
+    seed_everything(config.seed)
+    data = data if data is not None else task.load_data(config)
+
+    with tracking.tracked_run(config, run_id) as run:
+        backup_dir = checkpoints(run.run_id)
+        resumed_from = resumable_epoch(backup_dir)
+        if resumed_from:
+            print(f"resuming run {run.run_id} at epoch {resumed_from + 1} of {config.epochs}")
+            run.client.set_tag(run.run_id, "resumed_from_epoch", str(resumed_from))
+        run.log_metrics({f"{split}_examples": n for split, n in data.sizes().items()})
+        run.log_dataset(data)
+
+        model = task.build_model(config, data)
+        compile_model(model, config, task, data)
+        run.log_metrics({"trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights)})
+        keras_history = fit(model, config, task, data, backup_dir, callbacks=[run.epoch_callback()],
+                            verbose=verbose)
+
+        history = run.metric_history([*keras_history.history, "epoch_seconds"])
+        evaluation = task.evaluate(model, data, config)
+        metrics = dict(evaluation.metrics)
+        metrics.update(_test_loss(model, task, config, data))
+        metrics.update(_generalization_gap(history))
+        metrics.update(task.baseline(data, config))
+        run.log_metrics(metrics)
+
+        figures = {"training_curves": training_curves(
+            {k: v for k, v in history.items() if k != "epoch_seconds"}), **evaluation.figures}
+        for name, figure in figures.items():
+            run.log_figure(figure, name)
+        for name, table in evaluation.tables.items():
+            run.log_table(table, name)
+        run.log_model(model, input_example=data.x_test[:5])
+
+    return TrainingResult(run.run_id, config, metrics, history, figures, model, resumed_from)
+
+
+def _test_loss(model, task, config: RunConfig, data) -> dict[str, float]:
+    results = model.evaluate(data.x_test, task.targets(data.y_test, config, data), batch_size=256,
+                             verbose=0, return_dict=True)
+    return {"test_loss": float(results["loss"])}
+
+
+def _generalization_gap(history: dict[str, list[float]]) -> dict[str, float]:
+    """Final-epoch train minus validation: a large positive accuracy gap signals overfitting."""
+    gaps = {}
+    for name in ("accuracy", "loss"):
+        if history.get(name) and history.get(f"val_{name}"):
+            gaps[f"train_val_gap_{name}"] = history[name][-1] - history[f"val_{name}"][-1]
+    return gaps

@@ -1,0 +1,78 @@
+"""The Task interface: what every domain (images, text, ...) provides to the shared training path.
+
+A task owns its data sources, its model builders, its evaluation and its classical baseline.
+Keep imports of TensorFlow inside methods: the class attributes are read while validating a
+config, which must stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.config import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+    from matplotlib.figure import Figure
+
+    from workbench.config import RunConfig
+    from workbench.data.splits import Splits
+
+
+@dataclass
+class Evaluation:
+    """What a task reports after the single pass over the test split."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, "Figure"] = field(default_factory=dict)
+    tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+
+class Task:
+    name: str = ""
+    datasets: tuple[str, ...] = ()          # named datasets
+    dataset_prefixes: tuple[str, ...] = ()  # e.g. "folder:" for folder:PATH
+    models: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ()
+    default_dataset: str = ""
+    default_model: str = ""
+    default_loss: str = ""
+    monitor: str = "val_loss"          # what early stopping and pruning watch
+    monitor_mode: str = "min"
+
+    def check_config(self, config: "RunConfig") -> None:
+        """Cross-field checks that need no data (e.g. a loss that cannot fit a known dataset)."""
+
+    def check_dataset_name(self, dataset: str) -> None:
+        if dataset in self.datasets or any(dataset.startswith(p) and len(dataset) > len(p)
+                                           for p in self.dataset_prefixes):
+            return
+        allowed = list(self.datasets) + [p + "PATH" for p in self.dataset_prefixes]
+        raise ConfigError("dataset", dataset, f"for task '{self.name}': " + ", ".join(allowed))
+
+    # Everything below runs after validation and may import TensorFlow.
+
+    def load_data(self, config: "RunConfig") -> "Splits":
+        raise NotImplementedError
+
+    def build_model(self, config: "RunConfig", data: "Splits") -> "keras.Model":
+        raise NotImplementedError
+
+    def metrics(self, config: "RunConfig", data: "Splits") -> list:
+        return ["accuracy"]
+
+    def targets(self, y, config: "RunConfig", data: "Splits"):
+        """Labels as the loss wants them (e.g. one-hot for categorical losses)."""
+        return y
+
+    def evaluate(self, model: "keras.Model", data: "Splits", config: "RunConfig") -> Evaluation:
+        raise NotImplementedError
+
+    def baseline(self, data: "Splits", config: "RunConfig") -> dict[str, float]:
+        """A classical model on the same splits; metric names start with 'baseline_'."""
+        return {}
+
+    def preview(self, data: "Splits") -> "Figure":
+        """A picture of a few training examples for notebooks."""
+        raise NotImplementedError

@@ -1,0 +1,224 @@
+"""MLflow run lifecycle and logging, in one place.
+
+A run is opened once (`tracked_run`), everything lands in it through `RunLogger`, and it ends
+FINISHED, FAILED (with the error as a tag) or KILLED; never left RUNNING by an exception.
+The embedded default store is SQLite in the workbench home; MLFLOW_TRACKING_URI points
+elsewhere (a tracking server, PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+from mlflow.entities import Metric, RunStatus
+from mlflow.tracking import MlflowClient
+
+from workbench.config import RunConfig
+from workbench.home import PROJECT_ROOT, home
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"  # makes the MLflow UI open on the runs table
+ERROR_TAG = "error"
+MAX_TAG_LENGTH = 5000
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def uses_embedded_store(uri: str) -> bool:
+    return uri.startswith("sqlite:")
+
+
+def client() -> MlflowClient:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def experiment_id(name: str) -> str:
+    """Get or create an experiment, marked for model training."""
+    c = client()
+    experiment = c.get_experiment_by_name(name)
+    if experiment is None:
+        location = (home() / "artifacts").as_uri() if uses_embedded_store(tracking_uri()) else None
+        try:
+            return c.create_experiment(name, artifact_location=location,
+                                       tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+        except mlflow.exceptions.MlflowException:  # created meanwhile by another process
+            experiment = c.get_experiment_by_name(name)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+        c.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    return experiment.experiment_id
+
+
+def create_run(config: RunConfig, run_name: str | None = None) -> str:
+    """Open a RUNNING run for a process that will log into it (e.g. a notebook kernel)."""
+    run = client().create_run(experiment_id(config.experiment), run_name=run_name or default_run_name(config))
+    return run.info.run_id
+
+
+def default_run_name(config: RunConfig) -> str:
+    return f"{config.model}-{config.dataset.split('/')[-1]}-{time.strftime('%m%d-%H%M%S')}"
+
+
+def run_status(run_id: str) -> str:
+    return client().get_run(run_id).info.status
+
+
+def end_run(run_id: str, error: str | None = None, status: str | None = None) -> None:
+    """Close a run from outside: FINISHED, or FAILED/KILLED with the reason kept as a tag."""
+    c = client()
+    if error:
+        if ERROR_TAG not in c.get_run(run_id).data.tags:
+            c.set_tag(run_id, ERROR_TAG, error[:MAX_TAG_LENGTH])
+        status = status or "FAILED"
+    c.set_terminated(run_id, status or "FINISHED")
+
+
+def environment_tags() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    return {
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "mlflow_version": mlflow.__version__,
+        "python_version": platform.python_version(),
+        "devices": ", ".join(devices),
+        "host": platform.node(),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class RunLogger:
+    """Everything a training run logs, addressed to one run id."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.client = client()
+
+    def log_config(self, config: RunConfig) -> None:
+        mlflow.log_params(config.to_dict())
+        mlflow.set_tags({"task": config.task, "model": config.model, "dataset": config.dataset})
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_figure(self, figure, name: str) -> None:
+        mlflow.log_figure(figure, f"figures/{name}.png")
+
+    def log_table(self, table: dict[str, list[Any]], name: str) -> None:
+        mlflow.log_table(data=table, artifact_file=f"tables/{name}.json")
+
+    def log_dataset(self, data) -> None:
+        import warnings
+
+        import mlflow.data
+
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        for context, x, y in (("train", data.x_train, data.y_train), ("validation", data.x_val, data.y_val),
+                              ("test", data.x_test, data.y_test)):
+            dataset = mlflow.data.from_numpy(x, targets=y, name=f"{data.name}-{context}", source=data.source)
+            mlflow.log_input(dataset, context=context)
+
+    def log_model(self, model, input_example) -> None:
+        import keras
+        import tensorflow as tf
+        from mlflow.models import Model, infer_signature
+
+        signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+        Model.log(
+            artifact_path=None, name="model", flavor=_KerasFlavor, flavor_name="mlflow.keras", model=model,
+            signature=signature, input_example=input_example,
+            # Pinning requirements skips MLflow's slow dependency inference subprocess.
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        )
+
+    def epoch_callback(self):
+        """A Keras callback sending each epoch's logs as metrics at step = epoch (0-based)."""
+        import keras
+
+        logger = self
+
+        class EpochMetrics(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                now = int(time.time() * 1000)
+                values = {**(logs or {}), "epoch_seconds": time.perf_counter() - self.started}
+                metrics = [Metric(k, float(v), now, epoch) for k, v in values.items()]
+                logger.client.log_batch(logger.run_id, metrics=metrics)
+
+        return EpochMetrics()
+
+    def metric_history(self, keys) -> dict[str, list[float]]:
+        """Per-epoch values of the given metrics, across resumed attempts (last value per step)."""
+        history = {}
+        for key in keys:
+            points = sorted(self.client.get_metric_history(self.run_id, key), key=lambda p: p.timestamp)
+            by_step = {p.step: p.value for p in points}
+            history[key] = [by_step[s] for s in sorted(by_step)]
+        return history
+
+
+class _KerasFlavor:
+    """mlflow.keras as a flavor for Model.log, creating the model folder first: MLflow 3.17's
+    keras save_model writes the input example before it creates that folder, and fails."""
+
+    @staticmethod
+    def save_model(path, **kwargs):
+        import mlflow.keras
+
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+
+@contextmanager
+def tracked_run(config: RunConfig, run_id: str | None = None) -> Iterator[RunLogger]:
+    """Open (or reopen, for resume and for runs created by a parent process) and close a run."""
+    mlflow.set_tracking_uri(tracking_uri())
+    kwargs = {"run_id": run_id} if run_id else {
+        "experiment_id": experiment_id(config.experiment), "run_name": default_run_name(config)}
+    if run_id is None and os.environ.get("MLFLOW_RUN_ID"):  # started by `mlflow run`
+        kwargs = {"run_id": os.environ["MLFLOW_RUN_ID"]}
+    run = mlflow.start_run(**kwargs)
+    logger = RunLogger(run.info.run_id)
+    try:
+        logger.log_config(config)
+        mlflow.set_tags(environment_tags())
+        yield logger
+    except KeyboardInterrupt:
+        mlflow.set_tag(ERROR_TAG, "interrupted by the user")
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as exc:
+        mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_LENGTH])
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def log_artifacts(run_id: str, paths: list[Path], artifact_dir: str) -> None:
+    c = client()
+    for path in paths:
+        c.log_artifact(run_id, str(path), artifact_dir)

@@ -1,0 +1,98 @@
+"""The training engine: seeding, tf.data input, optimizer/loss, checkpoint-resume, NaN guard.
+
+Knows Keras and the RunConfig, nothing about tracking: the tracking callback comes in as one of
+`callbacks`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from workbench.config import RunConfig
+from workbench.data.splits import Splits
+from workbench.tasks.base import Task
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run ends FAILED with this message."""
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same splits, same initial weights, same shuffling order, same result."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=config.learning_rate)
+    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+
+def compile_model(model: keras.Model, config: RunConfig, task: Task, data: Splits) -> None:
+    model.compile(optimizer=make_optimizer(config), loss=config.loss, metrics=task.metrics(config, data))
+
+
+class NaNGuard(keras.callbacks.TerminateOnNaN):
+    """Stops at the first non-finite loss and remembers where, so the run can fail with a reason."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.diverged: str | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.diverged is None:
+            self.diverged = (f"training diverged: loss became {float(loss)} at epoch {self.epoch + 1}, "
+                             f"batch {batch + 1} (try a smaller learning_rate or another optimizer)")
+            self.model.stop_training = True
+
+
+def resumable_epoch(backup_dir: Path) -> int:
+    """The epoch a BackupAndRestore folder would resume at (0 when there is nothing to resume)."""
+    metadata = backup_dir / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    return int(json.loads(metadata.read_text()).get("epoch", 0))
+
+
+def fit(model: keras.Model, config: RunConfig, task: Task, data: Splits, backup_dir: Path,
+        callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2) -> keras.callbacks.History:
+    """Train on the training split, validate on the validation split; the test split stays unseen."""
+    train = input_pipeline(data.x_train, task.targets(data.y_train, config, data), config.batch_size,
+                           shuffle=True, seed=config.seed)
+    val = input_pipeline(data.x_val, task.targets(data.y_val, config, data), config.batch_size,
+                         shuffle=False, seed=config.seed)
+    guard = NaNGuard()
+    # Order matters: the backup is written before the tracking callback records the epoch,
+    # so an epoch seen in MLflow can always be resumed from.
+    all_callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), guard]
+    if config.patience:
+        all_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=task.monitor, mode=task.monitor_mode, patience=config.patience,
+            restore_best_weights=True))
+    all_callbacks.extend(callbacks)
+    history = model.fit(train, validation_data=val, epochs=config.epochs, callbacks=all_callbacks,
+                        shuffle=False, verbose=verbose)  # the dataset shuffles itself
+    if guard.diverged:
+        raise TrainingDiverged(guard.diverged)
+    return history
