@@ -142,9 +142,11 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
             return int(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
+                number = float(value.strip())  # "5" and "5.0" (MLproject floats) both mean 5
             except ValueError:
-                pass
+                number = None
+            if number is not None and number.is_integer():
+                return int(number)
         raise ConfigError(name, value, "an integer")
     if kind is float:
         if isinstance(value, (int, float)):

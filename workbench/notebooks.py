@@ -7,6 +7,7 @@ when a cell failed, so the error is visible in the MLflow UI.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -36,23 +37,31 @@ def ensure_kernel() -> str:
     """Register this interpreter as the `workbench` Jupyter kernel once, inside its prefix."""
     from jupyter_client.kernelspec import KernelSpecManager
 
-    specs = KernelSpecManager().find_kernel_specs()
-    spec_dir = specs.get(KERNEL_NAME)
-    if spec_dir is None or not _kernel_uses_this_python(Path(spec_dir)):
+    spec_dir = KernelSpecManager().find_kernel_specs().get(KERNEL_NAME)
+    if spec_dir is None or _kernel_argv(Path(spec_dir)) != _wanted_argv():
         from ipykernel.kernelspec import install
 
-        install(kernel_name=KERNEL_NAME, display_name="Python (workbench)", prefix=sys.prefix, env=KERNEL_ENV)
+        spec_dir = install(kernel_name=KERNEL_NAME, display_name="Python (workbench)", prefix=sys.prefix,
+                           env=KERNEL_ENV)
+        spec_file = Path(spec_dir) / "kernel.json"
+        spec = json.loads(spec_file.read_text())
+        spec["argv"] = _wanted_argv()
+        spec_file.write_text(json.dumps(spec, indent=1))
     return KERNEL_NAME
 
 
-def _kernel_uses_this_python(spec_dir: Path) -> bool:
-    import json
+def _wanted_argv() -> list[str]:
+    # TensorFlow's C++ runtime logs to file descriptor 2 before its log level applies; keep
+    # that out of cell outputs (it still reaches the terminal that runs the kernel).
+    return [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            "--IPKernelApp.capture_fd_output=False"]
 
+
+def _kernel_argv(spec_dir: Path) -> list[str] | None:
     try:
-        argv = json.loads((spec_dir / "kernel.json").read_text())["argv"]
+        return json.loads((spec_dir / "kernel.json").read_text())["argv"]
     except (OSError, ValueError, KeyError):
-        return False
-    return Path(argv[0]).resolve() == Path(sys.executable).resolve()
+        return None
 
 
 def execute(notebook: str | Path, parameters: dict, output: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT,

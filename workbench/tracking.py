@@ -8,6 +8,8 @@ elsewhere (a tracking server, PostgreSQL).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import platform
 import subprocess
@@ -145,12 +147,14 @@ class RunLogger:
         from mlflow.models import Model, infer_signature
 
         signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-        Model.log(
-            artifact_path=None, name="model", flavor=_KerasFlavor, flavor_name="mlflow.keras", model=model,
-            signature=signature, input_example=input_example,
-            # Pinning requirements skips MLflow's slow dependency inference subprocess.
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
-        )
+        # MLflow reloads the model to check the example serves; its predict prints progress bars.
+        with contextlib.redirect_stdout(io.StringIO()):
+            Model.log(
+                artifact_path=None, name="model", flavor=_KerasFlavor, flavor_name="mlflow.keras", model=model,
+                signature=signature, input_example=input_example,
+                # Pinning requirements skips MLflow's slow dependency inference subprocess.
+                pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+            )
 
     def epoch_callback(self):
         """A Keras callback sending each epoch's logs as metrics at step = epoch (0-based)."""

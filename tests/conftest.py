@@ -1,0 +1,71 @@
+"""Shared test helpers: an isolated workbench home per test, the CLI as a subprocess, MLflow read-back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("WORKBENCH_HOME", str(path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    return path
+
+
+def run_cli(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`workbench ARGS` in a fresh process, as a user would type it."""
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def client(home: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{home}/mlflow.db")
+
+
+def all_runs(home: Path) -> list:
+    if not (home / "mlflow.db").exists():
+        return []
+    c = client(home)
+    experiments = [e.experiment_id for e in c.search_experiments()]
+    return c.search_runs(experiments) if experiments else []
+
+
+def artifact_paths(home: Path, run_id: str, path: str = "") -> set[str]:
+    """Every artifact file of a run, recursively."""
+    c = client(home)
+    found = set()
+    for item in c.list_artifacts(run_id, path):
+        if item.is_dir:
+            found |= artifact_paths(home, run_id, item.path)
+        else:
+            found.add(item.path)
+    return found
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A class-per-folder image tree: dark squares vs bright squares, 15 PNGs each."""
+    from PIL import Image
+
+    root = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for label, base in (("dark", 40), ("bright", 200)):
+        (root / label).mkdir(parents=True)
+        for i in range(15):
+            pixels = np.clip(base + rng.normal(0, 20, (20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
+    return root

@@ -1,0 +1,81 @@
+"""RunConfig validation and the CLI's answer to bad input: one message, exit code 2, no run."""
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import ROOT, all_runs, run_cli
+from workbench.config import ConfigError, RunConfig
+
+
+def test_defaults_are_completed_from_the_task():
+    config = RunConfig.from_dict(task="images")
+    assert (config.dataset, config.model, config.loss) == ("fashion-mnist", "cnn", "sparse_categorical_crossentropy")
+    assert config.experiment == "workbench-images"
+
+
+def test_cli_strings_are_coerced():
+    config = RunConfig.from_dict(task="images", epochs="3", learning_rate="0.01", dropout="0.25", batch_size="32.0")
+    assert (config.epochs, config.learning_rate, config.dropout, config.batch_size) == (3, 0.01, 0.25, 32)
+
+
+@pytest.mark.parametrize("values, field, allowed", [
+    ({"task": "poetry"}, "task", "images"),
+    ({"model": "vgg99"}, "model", "mlp, cnn, resnet"),
+    ({"dataset": "imagenet"}, "dataset", "fashion-mnist, digits, folder:PATH"),
+    ({"epochs": -1}, "epochs", ">= 1"),
+    ({"epochs": "three"}, "epochs", "an integer"),
+    ({"epochs": 2.5}, "epochs", "an integer"),
+    ({"epochs": True}, "epochs", "not a boolean"),
+    ({"learning_rate": 0}, "learning_rate", "> 0"),
+    ({"dropout": 1.0}, "dropout", "[0, 1)"),
+    ({"optimizer": "adagrad"}, "optimizer", "adam, sgd, rmsprop"),
+    ({"activation": "swish"}, "activation", "relu, sigmoid, tanh, gelu"),
+    ({"loss": "hinge"}, "loss", "sparse_categorical_crossentropy"),
+    ({"dataset": "digits", "loss": "binary_crossentropy"}, "loss", "only for 2-class datasets"),
+    ({"epoch": 3}, "epoch", "a RunConfig field"),
+])
+def test_bad_values_name_field_value_and_what_is_allowed(values, field, allowed):
+    with pytest.raises(ConfigError) as error:
+        RunConfig.from_dict(values)
+    assert error.value.field == field
+    message = str(error.value)
+    assert f"'{field}'" in message and repr(values[field]) in message and allowed in message
+
+
+@pytest.mark.parametrize("flags, field", [
+    (["--task", "poetry"], "task"),
+    (["--model", "vgg99"], "model"),
+    (["--dataset", "imagenet"], "dataset"),
+    (["--epochs", "-3"], "epochs"),
+    (["--batch-size", "big"], "batch_size"),
+    (["--dataset", "digits", "--loss", "binary_crossentropy"], "loss"),
+])
+def test_cli_rejects_bad_config_before_any_run(home, flags, field):
+    result = run_cli("train", *flags)
+    assert result.returncode == 2, result.stderr
+    assert f"invalid value for '{field}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all_runs(home) == []
+
+
+def test_notebook_parameters_match_runconfig():
+    notebook = json.loads((ROOT / "notebooks" / "train.ipynb").read_text())
+    cell = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    names = [line.split("=")[0].strip() for line in "".join(cell["source"]).splitlines() if "=" in line]
+    assert names == [f.name for f in dataclasses.fields(RunConfig)] + ["run_id"]
+
+
+def test_every_command_has_help():
+    for command in ([], ["train"], ["ui"], ["lab"], ["demo"]):
+        result = run_cli(*command, "--help")
+        assert result.returncode == 0 and "usage: workbench" in result.stdout, command
+    assert "--learning-rate" in run_cli("train", "--help").stdout
+
+
+def test_servers_refuse_non_loopback_without_flag(home):
+    for command in ("ui", "lab"):
+        result = run_cli(command, "--host", "0.0.0.0")
+        assert result.returncode == 2
+        assert "--allow-remote" in result.stderr and "loopback" in result.stderr
