@@ -1,0 +1,82 @@
+"""Image sources and splits: real file formats, no leakage, clear errors."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.config import RunConfig
+from workbench.data import images
+from workbench.data.splits import DataError
+from workbench.tasks import get_task
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_idx_files_are_read(tmp_path, monkeypatch):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    _write_idx(folder / images.FASHION_FILES["x_train"], rng.integers(0, 256, (30, 28, 28)))
+    _write_idx(folder / images.FASHION_FILES["y_train"], np.arange(30) % 10)
+    _write_idx(folder / images.FASHION_FILES["x_test"], rng.integers(0, 256, (10, 28, 28)))
+    _write_idx(folder / images.FASHION_FILES["y_test"], np.arange(10))
+    monkeypatch.setattr(images, "fashion_mnist_dirs", lambda: [tmp_path / "missing", folder])
+    source = images.load_fashion_mnist()
+    assert source.x.shape == (30, 28, 28, 1) and source.x.dtype == np.float32
+    assert 0.0 <= source.x.min() and source.x.max() <= 1.0
+    assert source.y_test.tolist() == list(range(10))
+    assert source.source == str(folder)
+
+
+def test_truncated_idx_file_is_reported(tmp_path):
+    path = tmp_path / "broken.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\0" * 10)
+    with pytest.raises(DataError, match="truncated"):
+        images._read_idx(path)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").exists(),
+                    reason="Debian dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_keeps_its_official_test_split():
+    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="fashion-mnist"))
+    assert len(data.x_test) == 10_000 and len(data.x_train) + len(data.x_val) == 60_000
+    assert data.class_names[0] == "T-shirt/top"
+
+
+def test_digits_splits_do_not_overlap_and_are_stratified():
+    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="digits"))
+    assert sum(data.sizes().values()) == 1797
+    rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
+    assert not rows(data.x_train) & rows(data.x_test)
+    assert not rows(data.x_val) & rows(data.x_test)
+    assert set(np.unique(data.y_test)) == set(range(10))
+    again = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="digits"))
+    np.testing.assert_array_equal(data.y_test, again.y_test)  # same seed, same split
+
+
+def test_folder_dataset_loads_resizes_and_splits(image_folder):
+    config = RunConfig.from_dict(task="images", dataset=f"folder:{image_folder}", image_size=16)
+    data = get_task("images").load_data(config)
+    assert data.class_names == ["bright", "dark"]
+    assert data.input_shape == (16, 16, 3)
+    assert sum(data.sizes().values()) == 30
+    assert set(np.unique(data.y_test)) == {0, 1}
+
+
+def test_binary_loss_is_allowed_for_two_class_folders(image_folder):
+    config = RunConfig.from_dict(task="images", dataset=f"folder:{image_folder}", loss="binary_crossentropy")
+    data = get_task("images").load_data(config)
+    model = get_task("images").build_model(config, data)
+    assert model.output_shape == (None, 1)
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match="is not a directory"):
+        images.load_image_folder(str(tmp_path / "nowhere"))

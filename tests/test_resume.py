@@ -1,0 +1,58 @@
+"""A run killed between epochs continues where it stopped, in the same MLflow run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, all_runs, client, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_for_first_epoch(home, process, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, "training ended before it could be killed"
+        runs = all_runs(home) if (home / "mlflow.db").exists() else []
+        if runs and client(home).get_metric_history(runs[0].info.run_id, "val_loss"):
+            return runs[0].info.run_id
+        time.sleep(0.2)
+    raise AssertionError("no epoch was logged in time")
+
+
+def test_killed_run_resumes_at_the_next_epoch(home):
+    # Small batches make each epoch last a few seconds, so the kill lands between epochs 1 and 3.
+    command = [sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
+               "--model", "resnet", "--batch-size", "8", "--epochs", "3"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env=os.environ.copy())
+    try:
+        run_id = _wait_for_first_epoch(home, process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    logged_before_kill = len(client(home).get_metric_history(run_id, "val_loss"))
+    assert logged_before_kill < 3
+    assert client(home).get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to close
+
+    result = run_cli("train", "--in-process", "--resume", run_id)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming run {run_id} at epoch {logged_before_kill + 1} of 3" in result.stdout
+
+    (run,) = all_runs(home)
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    for key in ("loss", "val_loss", "val_accuracy"):
+        steps = [p.step for p in client(home).get_metric_history(run_id, key)]
+        assert sorted(steps) == [0, 1, 2], (key, steps)
+    assert run.data.tags["resumed_from_epoch"] == str(logged_before_kill)
+    assert "test_accuracy" in run.data.metrics
+
+
+def test_resume_of_an_unknown_run_is_a_clear_error(home):
+    result = run_cli("train", "--in-process", "--resume", "0123456789abcdef")
+    assert result.returncode == 2
+    assert "invalid value for 'resume'" in result.stderr
