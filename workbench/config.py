@@ -13,6 +13,7 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+SCHEDULES = ("cosine", "constant")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse")
 
 
@@ -41,6 +42,8 @@ class RunConfig:
     batch_size: int = field(default=64, metadata=_help("examples per gradient step"))
     optimizer: str = field(default="adam", metadata=_help("one of " + ", ".join(OPTIMIZERS)))
     learning_rate: float = field(default=1e-3, metadata=_help("optimizer step size"))
+    lr_schedule: str = field(default="cosine", metadata=_help("learning-rate schedule: cosine decay to 0 "
+                                                                "over the run, or constant"))
     momentum: float = field(default=0.9, metadata=_help("momentum for sgd (ignored otherwise)"))
     activation: str = field(default="relu", metadata=_help("hidden activation: " + ", ".join(ACTIVATIONS)))
     loss: str = field(default="", metadata=_help("training loss; empty = task default"))
@@ -51,6 +54,8 @@ class RunConfig:
     seed: int = field(default=42, metadata=_help("seed for splits, initialisation and shuffling"))
     validation_split: float = field(default=0.1, metadata=_help("fraction of training data held out for validation"))
     image_size: int = field(default=0, metadata=_help("image side in pixels for folder datasets; 0 = 64"))
+    text_column: str = field(default="text", metadata=_help("text column of csv: datasets"))
+    label_column: str = field(default="label", metadata=_help("label column of csv: datasets"))
     experiment: str = field(default="", metadata=_help("MLflow experiment; empty = workbench-<task>"))
 
     # ---- construction -------------------------------------------------------------------
@@ -89,6 +94,7 @@ class RunConfig:
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, ", ".join(OPTIMIZERS))
         _require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        _require(self.lr_schedule in SCHEDULES, "lr_schedule", self.lr_schedule, ", ".join(SCHEDULES))
         _require(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
         _require(self.activation in ACTIVATIONS, "activation", self.activation, ", ".join(ACTIVATIONS))
         _require(self.loss == "" or self.loss in LOSSES, "loss", self.loss, ", ".join(LOSSES))

@@ -20,6 +20,7 @@ class TrainingResult:
     metrics: dict[str, float]
     history: dict[str, list[float]]
     figures: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, dict[str, list]] = field(default_factory=dict)
     model: Any = None
     resumed_from_epoch: int = 0
 
@@ -84,14 +85,18 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
             run.log_figure(figure, name)
         for name, table in evaluation.tables.items():
             run.log_table(table, name)
+        for name, content in evaluation.files.items():
+            run.log_bytes(content, name)
         run.log_model(model, input_example=data.x_test[:5])
 
-    return TrainingResult(run.run_id, config, metrics, history, figures, model, resumed_from)
+    return TrainingResult(run.run_id, config, metrics, history, figures, evaluation.tables, model, resumed_from)
 
 
 def _test_loss(model, task, config: RunConfig, data) -> dict[str, float]:
-    results = model.evaluate(data.x_test, task.targets(data.y_test, config, data), batch_size=256,
-                             verbose=0, return_dict=True)
+    from workbench.training import input_pipeline
+
+    test = input_pipeline(data.x_test, task.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
+    results = model.evaluate(test, verbose=0, return_dict=True)
     return {"test_loss": float(results["loss"])}
 
 

@@ -130,6 +130,14 @@ class RunLogger:
     def log_table(self, table: dict[str, list[Any]], name: str) -> None:
         mlflow.log_table(data=table, artifact_file=f"tables/{name}.json")
 
+    def log_bytes(self, content: bytes, artifact_file: str) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(artifact_file).name
+            path.write_bytes(content)
+            mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
     def log_dataset(self, data) -> None:
         import warnings
 

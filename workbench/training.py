@@ -29,23 +29,36 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
+                   augment=None) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if shuffle:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:  # after the cache, so every epoch sees new variations
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predictions through tf.data, which (unlike Keras' array adapter) also takes arrays of strings."""
+    return model.predict(tf.data.Dataset.from_tensor_slices(x).batch(batch_size), verbose=0)
+
+
+def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, steps_per_epoch * config.epochs))
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=config.learning_rate)
-    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+        return keras.optimizers.RMSprop(learning_rate=rate)
+    return keras.optimizers.Adam(learning_rate=rate)
 
 
 def compile_model(model: keras.Model, config: RunConfig, task: Task, data: Splits) -> None:
-    model.compile(optimizer=make_optimizer(config), loss=config.loss, metrics=task.metrics(config, data))
+    steps_per_epoch = -(-len(data.x_train) // config.batch_size)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=config.loss,
+                  metrics=task.metrics(config, data))
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -79,7 +92,7 @@ def fit(model: keras.Model, config: RunConfig, task: Task, data: Splits, backup_
         callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2) -> keras.callbacks.History:
     """Train on the training split, validate on the validation split; the test split stays unseen."""
     train = input_pipeline(data.x_train, task.targets(data.y_train, config, data), config.batch_size,
-                           shuffle=True, seed=config.seed)
+                           shuffle=True, seed=config.seed, augment=task.train_augmentation(data, config))
     val = input_pipeline(data.x_val, task.targets(data.y_val, config, data), config.batch_size,
                          shuffle=False, seed=config.seed)
     guard = NaNGuard()

@@ -23,6 +23,7 @@ class Splits:
     name: str
     source: str
     notes: list[str] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)  # task-specific: background noises, speakers, ...
 
     @property
     def num_classes(self) -> int:

@@ -11,6 +11,8 @@ from workbench.tasks.base import Task
 
 _REGISTRY = {
     "images": "workbench.tasks.images:ImagesTask",
+    "text": "workbench.tasks.text:TextTask",
+    "speech": "workbench.tasks.speech:SpeechTask",
 }
 _instances: dict[str, Task] = {}
 

@@ -27,6 +27,7 @@ class Evaluation:
     metrics: dict[str, float] = field(default_factory=dict)
     figures: dict[str, "Figure"] = field(default_factory=dict)
     tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # extra artifacts, e.g. misclassified audio
 
 
 class Task:
@@ -66,6 +67,10 @@ class Task:
         """Labels as the loss wants them (e.g. one-hot for categorical losses)."""
         return y
 
+    def train_augmentation(self, data: "Splits", config: "RunConfig"):
+        """A per-example tf.data function (x, y) -> (x, y) applied to training batches only, or None."""
+        return None
+
     def evaluate(self, model: "keras.Model", data: "Splits", config: "RunConfig") -> Evaluation:
         raise NotImplementedError
 
@@ -73,6 +78,6 @@ class Task:
         """A classical model on the same splits; metric names start with 'baseline_'."""
         return {}
 
-    def preview(self, data: "Splits") -> "Figure":
-        """A picture of a few training examples for notebooks."""
+    def preview(self, data: "Splits") -> list:
+        """Things to display in a notebook about a few training examples (figures, audio players)."""
         raise NotImplementedError

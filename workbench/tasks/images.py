@@ -65,7 +65,7 @@ class ImagesTask(Task):
 
         shown = data.x_train[:16]
         titles = [data.class_names[int(i)] for i in data.y_train[:16]]
-        return image_grid(shown, titles, title=f"{data.name}: training examples")
+        return [image_grid(shown, titles, title=f"{data.name}: training examples")]
 
     # ---- models -------------------------------------------------------------------------
 
@@ -113,8 +113,9 @@ class ImagesTask(Task):
     def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
         from workbench.evaluation import classification_report
         from workbench.figures import image_grid
+        from workbench.training import predict
 
-        probabilities = model.predict(data.x_test, batch_size=256, verbose=0)
+        probabilities = predict(model, data.x_test)
         report = classification_report(data.y_test, probabilities, data.class_names)
         wrong = np.flatnonzero(report.predicted != data.y_test)[:MISCLASSIFIED_SHOWN]
         titles = [f"{data.class_names[data.y_test[i]]} → {data.class_names[report.predicted[i]]}"

@@ -1,0 +1,116 @@
+"""Text task: real on-disk formats, splits without shared texts, models that read raw strings."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from workbench.config import ConfigError, RunConfig
+from workbench.data import text as sources
+from workbench.data.splits import DataError
+from workbench.tasks import get_task
+
+TOPICS = {
+    "space": ["The rocket reached orbit after a long burn of its engines {}.",
+              "Astronomers saw a new comet near the planet and its moons {}.",
+              "The telescope measured light from a distant galaxy cluster {}."],
+    "cooking": ["Simmer the onions in butter until they turn golden brown {}.",
+                "Knead the dough and let the bread rise in a warm kitchen {}.",
+                "Season the soup with salt, pepper and fresh herbs to taste {}."],
+}
+
+
+def texts(topic: str, count: int) -> list[str]:
+    return [TOPICS[topic][i % 3].format(f"number {i}") for i in range(count)]
+
+
+@pytest.fixture
+def imdb_folder(tmp_path):
+    """The aclImdb layout: one folder of .txt files per class."""
+    root = tmp_path / "reviews"
+    for topic in TOPICS:
+        (root / topic).mkdir(parents=True)
+        for i, text in enumerate(texts(topic, 30)):
+            (root / topic / f"{i}.txt").write_text(text)
+    return root
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "texts.csv"
+    rows = ["body,topic"] + [f'"{t}",{topic}' for topic in TOPICS for t in texts(topic, 30)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _no_shared_text(data):
+    splits = [set(data.x_train), set(data.x_val), set(data.x_test)]
+    return not (splits[0] & splits[1] or splits[0] & splits[2] or splits[1] & splits[2])
+
+
+@pytest.mark.skipif(not sources.FORTUNES_DIR.exists(), reason="Debian fortunes not installed")
+def test_fortunes_topics_split_without_shared_texts():
+    data = get_task("text").load_data(RunConfig.from_dict(task="text"))
+    assert data.class_names == list(sources.FORTUNE_TOPICS)
+    assert sum(data.sizes().values()) > 3000
+    assert _no_shared_text(data)
+    assert all(len(t) >= sources.MIN_TEXT_CHARS for t in data.x_train)
+
+
+def test_fortune_records_are_split_on_percent_lines(tmp_path):
+    for topic in ("art", "work"):
+        (tmp_path / topic).write_text(f"First {topic} quotation, long enough.\n%\nSecond {topic} one, "
+                                      "also long enough.\n%\nshort\n%\n")
+    source = sources.load_fortunes(tmp_path, ("art", "work"))
+    assert sorted(source.texts.tolist()) == sorted([
+        "First art quotation, long enough.", "Second art one, also long enough.",
+        "First work quotation, long enough.", "Second work one, also long enough."])
+
+
+def test_folder_layout_loads_and_skips_empty_files_with_a_warning(imdb_folder):
+    (imdb_folder / "space" / "empty.txt").write_text("  \n")
+    with pytest.warns(UserWarning, match="empty.txt"):
+        source = sources.load_text_folder(str(imdb_folder))
+    assert source.class_names == ["cooking", "space"]
+    assert len(source.texts) == 60
+
+
+def test_folder_class_without_files_is_an_error(imdb_folder):
+    (imdb_folder / "sports").mkdir()
+    with pytest.raises(DataError, match="sports has no .txt files"):
+        sources.load_text_folder(str(imdb_folder))
+
+
+def test_csv_with_configurable_columns(csv_file):
+    config = RunConfig.from_dict(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic")
+    data = get_task("text").load_data(config)
+    assert data.class_names == ["cooking", "space"] and _no_shared_text(data)
+
+
+def test_csv_without_the_label_column_names_it(csv_file):
+    with pytest.raises(DataError, match="no 'label' column.*body, topic"):
+        sources.load_text_csv(str(csv_file), text_column="body")
+
+
+def test_binary_loss_rejected_for_six_topics():
+    with pytest.raises(ConfigError, match="only for 2-class"):
+        RunConfig.from_dict(task="text", loss="binary_crossentropy")
+
+
+@pytest.mark.parametrize("model_name", ["bow", "cnn1d", "rnn", "lstm", "transformer"])
+def test_every_text_model_learns_from_raw_strings(model_name, imdb_folder, tmp_path):
+    from workbench.training import compile_model, fit, predict, seed_everything
+
+    config = RunConfig.from_dict(task="text", dataset=f"folder:{imdb_folder}", model=model_name, epochs=25,
+                                 batch_size=8, learning_rate=2e-3)
+    seed_everything(0)
+    task = get_task("text")
+    data = task.load_data(config)
+    model = task.build_model(config, data)
+    compile_model(model, config, task, data)
+    history = fit(model, config, task, data, tmp_path / "backup", verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    probabilities = predict(model, data.x_test)  # raw strings in, class probabilities out
+    assert probabilities.shape == (len(data.x_test), 2)
+    if model_name in ("bow", "cnn1d", "transformer"):  # recurrent nets need more than a few short epochs
+        assert (probabilities.argmax(axis=1) == data.y_test).mean() >= 0.9
