@@ -154,7 +154,9 @@ class RunLogger:
         import tensorflow as tf
         from mlflow.models import Model, infer_signature
 
-        signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+        from workbench.training import predict
+
+        signature = infer_signature(input_example, predict(model, input_example))
         # MLflow reloads the model to check the example serves; its predict prints progress bars.
         with contextlib.redirect_stdout(io.StringIO()):
             Model.log(

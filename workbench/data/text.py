@@ -50,7 +50,8 @@ def _deduplicate(texts: list[str], labels: list[int], class_names: list[str], wh
     if not kept:
         raise DataError(f"{where}: no usable texts (each needs at least {MIN_TEXT_CHARS} characters)")
     out_texts, out_labels = zip(*kept)
-    return TextSource(np.array(out_texts, dtype=str), np.array(out_labels, dtype=np.int64), class_names,
+    # object arrays of str: what Keras (and MLflow serving) accept for a string model input
+    return TextSource(np.array(out_texts, dtype=object), np.array(out_labels, dtype=np.int64), class_names,
                       where, notes)
 
 

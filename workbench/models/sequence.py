@@ -1,28 +1,19 @@
-"""Sequence blocks: token + position embedding and a self-attention encoder block."""
+"""Sequence blocks: token + position embedding and a self-attention encoder block.
+
+Built from Keras' own layers and ops only, so a saved model reloads anywhere without
+workbench-specific custom objects.
+"""
 
 from __future__ import annotations
 
-import keras
 from keras import layers, ops
 
 
-@keras.saving.register_keras_serializable(package="workbench")
-class TokenAndPositionEmbedding(layers.Layer):
-    """Embeds token ids and adds a learned embedding of each position."""
-
-    def __init__(self, sequence_length: int, vocabulary_size: int, width: int, **kwargs):
-        super().__init__(**kwargs)
-        self.sequence_length, self.vocabulary_size, self.width = sequence_length, vocabulary_size, width
-        self.tokens = layers.Embedding(vocabulary_size, width, mask_zero=False)
-        self.positions = layers.Embedding(sequence_length, width)
-
-    def call(self, token_ids):
-        positions = ops.arange(0, ops.shape(token_ids)[-1], 1)
-        return self.tokens(token_ids) + self.positions(positions)
-
-    def get_config(self):
-        return {**super().get_config(), "sequence_length": self.sequence_length,
-                "vocabulary_size": self.vocabulary_size, "width": self.width}
+def token_and_position_embedding(token_ids, sequence_length: int, vocabulary_size: int, width: int):
+    """Embeds each token and adds a learned embedding of its position."""
+    tokens = layers.Embedding(vocabulary_size, width, name="token_embedding")(token_ids)
+    positions = ops.expand_dims(ops.arange(sequence_length), 0)
+    return tokens + layers.Embedding(sequence_length, width, name="position_embedding")(positions)
 
 
 def transformer_encoder(x, heads: int, width: int, feed_forward: int, dropout: float, activation: str):

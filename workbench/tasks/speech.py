@@ -97,10 +97,10 @@ class SpeechTask(Task):
         from keras import layers
 
         from workbench.models import blocks
-        from workbench.models.audio import SpecAugment, log_mel_front_end
+        from workbench.models.audio import log_mel_front_end, spec_augment
 
         waves = keras.Input(shape=(16_000,), name="waveform")
-        x = SpecAugment()(log_mel_front_end(waves))
+        x = spec_augment(log_mel_front_end(waves))
         if config.model == "cnn":
             for filters in (32, 64, 64):
                 x = blocks.conv_bn(x, filters, config)

@@ -81,7 +81,7 @@ class TextTask(Task):
             snippet = textwrap.shorten(text, 110, placeholder=" …")
             lines.append(f"[{data.class_names[label]}] {snippet}")
         right.text(0, 1, "\n\n".join(textwrap.fill(line, 80) for line in lines), va="top", fontsize=8,
-                   family="monospace")
+                   family="monospace", parse_math=False)  # quotations contain "$"
         right.set_title("Training examples")
         return [fig]
 
@@ -93,7 +93,7 @@ class TextTask(Task):
         from keras import layers
 
         from workbench.models import blocks
-        from workbench.models.sequence import TokenAndPositionEmbedding, transformer_encoder
+        from workbench.models.sequence import token_and_position_embedding, transformer_encoder
 
         inputs = keras.Input(shape=(), dtype="string", name="text")
         train_texts = tf.data.Dataset.from_tensor_slices(data.x_train).batch(512)
@@ -108,7 +108,7 @@ class TextTask(Task):
             tokens = vectorizer(inputs)
             vocabulary = vectorizer.vocabulary_size()
             if config.model == "transformer":
-                x = TokenAndPositionEmbedding(SEQUENCE_LENGTH, vocabulary, EMBEDDING_WIDTH)(tokens)
+                x = token_and_position_embedding(tokens, SEQUENCE_LENGTH, vocabulary, EMBEDDING_WIDTH)
                 x = transformer_encoder(x, heads=4, width=EMBEDDING_WIDTH, feed_forward=128,
                                         dropout=config.dropout, activation=config.activation)
                 x = layers.GlobalAveragePooling1D()(x)
