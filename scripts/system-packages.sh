@@ -3,7 +3,7 @@
 # apt-get; otherwise the exact command is printed and the workbench falls back to bundled data.
 set -euo pipefail
 
-PACKAGES=(dataset-fashion-mnist fortunes espeak-ng)
+PACKAGES=(dataset-fashion-mnist fortunes espeak-ng postgresql)
 
 command -v dpkg-query >/dev/null 2>&1 || { echo "system packages: not a Debian system; using bundled data"; exit 0; }
 missing=()

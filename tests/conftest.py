@@ -69,3 +69,49 @@ def image_folder(tmp_path) -> Path:
             pixels = np.clip(base + rng.normal(0, 20, (20, 20, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / label / f"{i}.png")
     return root
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throw-away PostgreSQL server on 127.0.0.1 (Debian `postgresql`), stopped after the session.
+
+    Yields a function that creates a fresh database and returns its URL."""
+    import shutil
+    import tempfile
+
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not binaries:
+        pytest.skip("PostgreSQL server not installed (sudo apt-get install postgresql)")
+    bin_dir = binaries[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="wb-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", _free_port()
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, capture_output=True)
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} -c fsync=off"
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                    str(root / "log"), "start"], check=True, capture_output=True)
+    created = []
+
+    def create_database(name: str) -> str:
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name],
+                       check=True, capture_output=True)
+        created.append(name)
+        return f"postgresql://postgres@127.0.0.1:{port}/{name}"
+
+    try:
+        yield create_database
+    finally:
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

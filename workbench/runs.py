@@ -40,11 +40,14 @@ def load_data(config: RunConfig | dict | str | None = None, **overrides: Any):
 
 
 def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = None, data=None,
-          verbose: int = 2, **overrides: Any) -> TrainingResult:
+          verbose: int = 2, callbacks: list | None = None, parent_run_id: str | None = None,
+          run_name: str | None = None, tags: dict[str, str] | None = None, evaluate: bool = True,
+          stopped_early: tuple[type[BaseException], ...] = (), **overrides: Any) -> TrainingResult:
     """Train, evaluate on the test split once, compare with the classical baseline, log it all.
 
     Invalid configs and unusable data raise before any MLflow run is created (unless `run_id`
-    names a run created earlier, which then ends FAILED).
+    names a run created earlier, which then ends FAILED). Tuning trials pass `evaluate=False`:
+    they are judged on validation only, and the test split stays unseen until the final model.
     """
     from workbench import tracking
     from workbench.figures import training_curves
@@ -56,7 +59,8 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
     seed_everything(config.seed)
     data = data if data is not None else task.load_data(config)
 
-    with tracking.tracked_run(config, run_id) as run:
+    with tracking.tracked_run(config, run_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags,
+                              stopped_early=stopped_early) as run:
         backup_dir = checkpoints(run.run_id)
         resumed_from = resumable_epoch(backup_dir)
         if resumed_from:
@@ -68,28 +72,33 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
         model = task.build_model(config, data)
         compile_model(model, config, task, data)
         run.log_metrics({"trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights)})
-        keras_history = fit(model, config, task, data, backup_dir, callbacks=[run.epoch_callback()],
-                            verbose=verbose)
+        keras_history = fit(model, config, task, data, backup_dir,
+                            callbacks=[run.epoch_callback(), *(callbacks or [])], verbose=verbose)
 
         history = run.metric_history([*keras_history.history, "epoch_seconds"])
-        evaluation = task.evaluate(model, data, config)
-        metrics = dict(evaluation.metrics)
-        metrics.update(_test_loss(model, task, config, data))
-        metrics.update(_generalization_gap(history))
-        metrics.update(task.baseline(data, config))
+        metrics = _generalization_gap(history)
+        best = max if task.monitor_mode == "max" else min
+        metrics[f"best_{task.monitor}"] = best(history[task.monitor])
+        figures = {"training_curves": training_curves({k: v for k, v in history.items() if k != "epoch_seconds"})}
+        evaluation = None
+        if evaluate:
+            evaluation = task.evaluate(model, data, config)
+            metrics.update(evaluation.metrics)
+            metrics.update(_test_loss(model, task, config, data))
+            metrics.update(task.baseline(data, config))
+            figures.update(evaluation.figures)
         run.log_metrics(metrics)
-
-        figures = {"training_curves": training_curves(
-            {k: v for k, v in history.items() if k != "epoch_seconds"}), **evaluation.figures}
         for name, figure in figures.items():
             run.log_figure(figure, name)
-        for name, table in evaluation.tables.items():
-            run.log_table(table, name)
-        for name, content in evaluation.files.items():
-            run.log_bytes(content, name)
-        run.log_model(model, input_example=data.x_test[:5])
+        if evaluation is not None:
+            for name, table in evaluation.tables.items():
+                run.log_table(table, name)
+            for name, content in evaluation.files.items():
+                run.log_bytes(content, name)
+            run.log_model(model, input_example=data.x_test[:5])
 
-    return TrainingResult(run.run_id, config, metrics, history, figures, evaluation.tables, model, resumed_from)
+    return TrainingResult(run.run_id, config, metrics, history, figures,
+                          evaluation.tables if evaluation else {}, model, resumed_from)
 
 
 def _test_loss(model, task, config: RunConfig, data) -> dict[str, float]:

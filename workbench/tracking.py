@@ -207,14 +207,25 @@ class _KerasFlavor:
 
 
 @contextmanager
-def tracked_run(config: RunConfig, run_id: str | None = None) -> Iterator[RunLogger]:
-    """Open (or reopen, for resume and for runs created by a parent process) and close a run."""
+def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | None = None,
+                run_name: str | None = None, tags: dict[str, str] | None = None,
+                stopped_early: tuple[type[BaseException], ...] = ()) -> Iterator[RunLogger]:
+    """Open (or reopen, for resume and for runs created by a parent process) and close a run.
+
+    Exceptions in `stopped_early` (e.g. a pruned tuning trial) end the run FINISHED with a
+    `stopped` tag naming them; any other exception ends it FAILED with the error as a tag.
+    """
     mlflow.set_tracking_uri(tracking_uri())
-    kwargs = {"run_id": run_id} if run_id else {
-        "experiment_id": experiment_id(config.experiment), "run_name": default_run_name(config)}
     if run_id is None and os.environ.get("MLFLOW_RUN_ID"):  # started by `mlflow run`
-        kwargs = {"run_id": os.environ["MLFLOW_RUN_ID"]}
-    run = mlflow.start_run(**kwargs)
+        run_id = os.environ["MLFLOW_RUN_ID"]
+    if run_id:
+        run = mlflow.start_run(run_id=run_id)
+    else:
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = mlflow.start_run(experiment_id=experiment_id(config.experiment),
+                               run_name=run_name or default_run_name(config), tags=all_tags)
     logger = RunLogger(run.info.run_id)
     try:
         logger.log_config(config)
@@ -223,6 +234,10 @@ def tracked_run(config: RunConfig, run_id: str | None = None) -> Iterator[RunLog
     except KeyboardInterrupt:
         mlflow.set_tag(ERROR_TAG, "interrupted by the user")
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except stopped_early as exc:
+        mlflow.set_tag("stopped", type(exc).__name__)
+        mlflow.end_run("FINISHED")
         raise
     except BaseException as exc:
         mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_LENGTH])

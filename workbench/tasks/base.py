@@ -42,6 +42,17 @@ class Task:
     monitor: str = "val_loss"          # what early stopping and pruning watch
     monitor_mode: str = "min"
 
+    def search_space(self, model: str) -> dict[str, dict]:
+        """What tuning varies by default for `model` (see workbench.tuning.space for the format)."""
+        return {
+            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop", "sgd"]},
+            "activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+            "l2": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
+            "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
+        }
+
     def check_config(self, config: "RunConfig") -> None:
         """Cross-field checks that need no data (e.g. a loss that cannot fit a known dataset)."""
 

@@ -1,0 +1,184 @@
+"""Tuning: real Optuna studies on digits, pruning, parallel workers, PostgreSQL, dead workers, MLflow tree."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import ROOT, client, run_cli
+from workbench.config import RunConfig
+from workbench.tuning import tune
+from workbench.tuning.space import SearchSpaceError, load_space
+
+pytestmark = pytest.mark.slow
+QUICK = {"task": "images", "dataset": "digits", "model": "mlp", "epochs": 4}
+
+
+def children(home, parent_run_id):
+    c = client(home)
+    experiment = c.get_run(parent_run_id).info.experiment_id
+    return c.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_run_id}'")
+
+
+def finished(study):
+    return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def load(name, storage=None):
+    from workbench.tuning.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+
+def test_study_with_pruning_logs_one_mlflow_tree(home):
+    result = tune(**QUICK, trials=10, study="pruning", progress=False)
+    assert result.counts["complete"] >= 1 and result.counts["pruned"] >= 1, result.counts
+    c = client(home)
+    parent = c.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sampler"] == "tpe" and parent.data.params["pruner"] == "hyperband"
+    assert parent.data.params["storage_kind"] == "journal"
+    assert parent.data.metrics["trials_pruned"] == result.counts["pruned"]
+    assert "figures/optimization_history.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "figures")}
+    runs = children(home, result.parent_run_id)
+    assert len(runs) == 10
+    study = load("pruning")
+    for run in runs:
+        trial = study.trials[int(run.data.tags["optuna.trial"])]
+        history = {p.step: p.value for p in c.get_metric_history(run.info.run_id, "val_accuracy")}
+        assert history == {step: pytest.approx(v) for step, v in trial.intermediate_values.items()}
+        assert run.info.status == "FINISHED"
+        if trial.state == TrialState.PRUNED:  # stopped at the epoch the pruner said so
+            assert run.data.tags.get("pruned") == "true" and run.data.tags["stopped"] == "TrialPruned"
+        else:
+            assert len(history) == 4 and "pruned" not in run.data.tags
+        assert run.data.params["learning_rate"] == str(RunConfig.from_dict(QUICK, **trial.params).learning_rate)
+
+
+def test_rerun_continues_to_the_requested_total_in_the_same_parent(home):
+    first = tune(**QUICK, trials=2, study="again", pruner="none", progress=False)
+    second = tune(**QUICK, trials=4, study="again", pruner="none", progress=False)
+    assert second.parent_run_id == first.parent_run_id
+    assert len(finished(load("again"))) == 4
+    assert len(children(home, first.parent_run_id)) == 4
+
+
+def test_two_worker_processes_on_one_journal_finish_exactly_the_total(home):
+    result = tune(**QUICK, trials=5, study="pair", workers=2, progress=False)
+    study = load("pair")
+    assert len(finished(study)) == 5
+    workers = {t.user_attrs["worker"] for t in finished(study)}
+    assert len(workers) == 2, "both processes took trials"
+    assert len([r for r in children(home, result.parent_run_id) if r.info.status == "FINISHED"]) == 5
+
+
+def test_two_workers_share_a_study_on_postgresql(home, postgres_server):
+    url = postgres_server("optuna_pair")
+    result = tune(**QUICK, trials=4, study="pg", storage=url, workers=2, progress=False)
+    study = load("pg", url)
+    assert len(finished(study)) == 4
+    assert client(home).get_run(result.parent_run_id).data.params["storage_kind"] == "postgresql"
+    assert "***" not in url and url.split("@")[-1] in client(home).get_run(result.parent_run_id).data.tags[
+        "optuna.storage"]
+
+
+def test_a_killed_worker_trial_is_failed_and_retried(home):
+    flags = ["tune", "--in-process", "--task", "images", "--dataset", "digits", "--model", "resnet",
+             "--batch-size", "16", "--epochs", "3", "--trials", "2", "--study", "killed", "--pruner", "none"]
+    process = subprocess.Popen([sys.executable, "-m", "workbench", *flags], cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            assert process.poll() is None, "the study ended before the kill"
+            try:
+                running = [t for t in load("killed").trials if t.state == TrialState.RUNNING and t.params]
+            except KeyError:
+                running = []
+            if running:
+                break
+            time.sleep(0.3)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    (dead,) = [t for t in load("killed").trials if t.state == TrialState.RUNNING]
+
+    result = run_cli(*flags)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"trials [{dead.number}] belonged to workers that died" in result.stdout
+    study = load("killed")
+    assert study.trials[dead.number].state == TrialState.FAIL
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retries) == 1 and retries[0].params == dead.params and retries[0].state == TrialState.COMPLETE
+    assert len(finished(study)) == 2
+    statuses = {r.data.tags["optuna.trial"]: r.info.status
+                for r in children(home, client(home).search_runs(
+                    [client(home).get_experiment_by_name("workbench-images").experiment_id],
+                    "tags.kind = 'study'")[0].info.run_id)}
+    assert statuses.get(str(dead.number)) in (None, "FAILED")  # never left RUNNING
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("learning_rate: {type: float, low: 0.1, high: 0.01}", "needs numbers low < high"),
+    ("learning_rate: {type: float, low: 0, high: 0.1, log: true}", "log scale needs low > 0"),
+    ("optimizer: {type: categorical, choices: [adam, adagrad]}", "'adagrad' is not allowed"),
+    ("widht: {type: int, low: 1, high: 4}", "'widht' is not a tunable RunConfig field"),
+    ("dropout: {type: uniform, low: 0, high: 0.5}", "needs type: one of float, int, categorical"),
+    ("dropout: {type: float, low: 0, high: 0.5, scale: 2}", "unknown keys ['scale']"),
+    ("- just\n- a list", "expected a mapping"),
+    ("dropout: {type: float, low: 0, high: [", "not valid YAML"),
+])
+def test_invalid_search_space_yaml_is_a_clear_error(tmp_path, yaml_text, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml_text)
+    base = RunConfig.from_dict(QUICK)
+    with pytest.raises(SearchSpaceError) as error:
+        load_space(path, {}, base)
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_cli_rejects_a_bad_search_space_before_any_trial(home, tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("dropout: {type: float, low: 0.9, high: 1.5}")
+    result = run_cli("tune", "--dataset", "digits", "--search-space", str(path))
+    assert result.returncode == 2 and "dropout" in result.stderr and "[0, 1)" in result.stderr
+    assert not (home / "optuna").exists() or not list((home / "optuna").iterdir())
+
+
+def test_pruning_callback_fails_loudly_when_the_metric_is_missing():
+    import numpy as np
+
+    from workbench.tuning.pruning import MissingMetricError, PruningCallback
+
+    study = optuna.create_study()
+    callback = PruningCallback(study.ask(), "val_accuracy")
+    with pytest.raises(MissingMetricError, match="val_accuracy.*loss"):
+        callback.on_epoch_end(0, {"loss": np.float32(0.3)})
+
+
+def test_register_moves_the_champion_alias_only_on_improvement(home):
+    first = tune(**QUICK, trials=2, study="reg", register="digits-mlp", progress=False)
+    second = tune(**QUICK, trials=3, study="reg", register="digits-mlp", progress=False)
+    c = client(home)
+    versions = {str(v.version): float(v.tags["test_accuracy"])
+                for v in c.search_model_versions("name='digits-mlp'")}
+    assert set(versions) == {"1", "2"}
+    champion = str(c.get_model_version_by_alias("digits-mlp", "champion").version)
+    assert versions[champion] == max(versions.values())
+    assert first.registration.champion and second.registration.champion == (versions["2"] > versions["1"])
+
+
+def test_tune_command_runs_the_notebook_and_attaches_it(home):
+    result = run_cli("tune", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--trials", "2",
+                     "--study", "nb")
+    assert result.returncode == 0, result.stderr[-2000:]
+    parent = client(home).search_runs([client(home).get_experiment_by_name("workbench-images").experiment_id],
+                                      "tags.kind = 'study'")[0]
+    notebooks = {a.path for a in client(home).list_artifacts(parent.info.run_id, "notebook")}
+    assert any(p.endswith(".ipynb") for p in notebooks) and any(p.endswith(".html") for p in notebooks)
+    assert "best params" in result.stdout
