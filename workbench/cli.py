@@ -149,6 +149,9 @@ def run_training(config: RunConfig, in_process: bool, run_id: str | None = None,
         except Exception as exc:
             print(f"workbench train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
+        if result.run_id is None:
+            print("this worker is not the chief: it trained its share, the chief logs the run")
+            return 0
         run_id, error = result.run_id, None
     else:
         from workbench.notebooks import train_with_notebook

@@ -14,6 +14,8 @@ from typing import Any
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse")
 
 
@@ -54,6 +56,10 @@ class RunConfig:
     seed: int = field(default=42, metadata=_help("seed for splits, initialisation and shuffling"))
     validation_split: float = field(default=0.1, metadata=_help("fraction of training data held out for validation"))
     image_size: int = field(default=0, metadata=_help("image side in pixels for folder datasets; 0 = 64"))
+    strategy: str = field(default="auto", metadata=_help("tf.distribute strategy: " + ", ".join(STRATEGIES)))
+    precision: str = field(default="auto", metadata=_help("dtype policy: " + ", ".join(PRECISIONS)))
+    jit_compile: bool = field(default=False, metadata=_help("compile the training step with XLA"))
+    steps_per_execution: int = field(default=1, metadata=_help("batches per compiled call (fewer host round trips)"))
     text_column: str = field(default="text", metadata=_help("text column of csv: datasets"))
     label_column: str = field(default="label", metadata=_help("label column of csv: datasets"))
     experiment: str = field(default="", metadata=_help("MLflow experiment; empty = workbench-<task>"))
@@ -104,6 +110,9 @@ class RunConfig:
         _require(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = off)")
         _require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _require(0 < self.validation_split < 1, "validation_split", self.validation_split, "a number in (0, 1)")
+        _require(self.strategy in STRATEGIES, "strategy", self.strategy, ", ".join(STRATEGIES))
+        _require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
+        _require(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution, "an integer >= 1")
         _require(self.image_size >= 0, "image_size", self.image_size, "an integer >= 0 (0 = default)")
 
     def _with_task_defaults(self) -> "RunConfig":
@@ -134,7 +143,14 @@ def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
     """Accept the natural spellings of a value (CLI strings, YAML numbers), nothing looser."""
-    kind = {"int": int, "float": float, "str": str}.get(kind, kind)
+    kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, kind)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if isinstance(value, (str, int)) and str(value).strip().lower() in words:
+            return words[str(value).strip().lower()]
+        raise ConfigError(name, value, "true or false")
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(name, value, "a string")

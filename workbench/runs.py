@@ -6,6 +6,7 @@ and tuning trials.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,43 +51,52 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
     they are judged on validation only, and the test split stays unseen until the final model.
     """
     from workbench import tracking
+    from workbench.distribute import place
     from workbench.figures import training_curves
     from workbench.home import checkpoints
-    from workbench.training import compile_model, fit, resumable_epoch, seed_everything
+    from workbench.training import compile_model, fit, predict, resumable_epoch, seed_everything
 
     config = make_config(config, **overrides)
     task = get_task(config.task)
+    placement = place(config)  # before any other TensorFlow work: it may split devices
     seed_everything(config.seed)
     data = data if data is not None else task.load_data(config)
 
     with tracking.tracked_run(config, run_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags,
-                              stopped_early=stopped_early) as run:
-        backup_dir = checkpoints(run.run_id)
+                              stopped_early=stopped_early, enabled=placement.chief) as run:
+        backup_dir = checkpoints(run.run_id if placement.chief else f"worker-{os.getpid()}")
         resumed_from = resumable_epoch(backup_dir)
         if resumed_from:
             print(f"resuming run {run.run_id} at epoch {resumed_from + 1} of {config.epochs}")
-            run.client.set_tag(run.run_id, "resumed_from_epoch", str(resumed_from))
-        run.log_metrics({f"{split}_examples": n for split, n in data.sizes().items()})
+            run.set_tags({"resumed_from_epoch": str(resumed_from)})
+        run.set_tags(placement.describe())
+        print(f"strategy {placement.kind} ({placement.reason}): {placement.replicas} replica(s) on "
+              f"{', '.join(placement.devices)}; precision {placement.precision}")
+        run.log_metrics({**{f"{split}_examples": n for split, n in data.sizes().items()},
+                         "replicas": placement.replicas, "global_batch_size": config.batch_size * placement.replicas})
         run.log_dataset(data)
 
-        model = task.build_model(config, data)
-        compile_model(model, config, task, data)
+        with placement.strategy.scope():
+            model = task.build_model(config, data)
+            compile_model(model, config, task, data, placement.replicas)
         run.log_metrics({"trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights)})
-        keras_history = fit(model, config, task, data, backup_dir,
+        keras_history = fit(model, config, task, data, backup_dir, replicas=placement.replicas,
                             callbacks=[run.epoch_callback(), *(callbacks or [])], verbose=verbose)
 
-        history = run.metric_history([*keras_history.history, "epoch_seconds"])
+        history = run.metric_history([*keras_history.history, "epoch_seconds"]) or keras_history.history
         metrics = _generalization_gap(history)
         best = max if task.monitor_mode == "max" else min
         metrics[f"best_{task.monitor}"] = best(history[task.monitor])
         figures = {"training_curves": training_curves({k: v for k, v in history.items() if k != "epoch_seconds"})}
         evaluation = None
-        if evaluate:
+        if evaluate:  # every worker evaluates: predictions are collective under multi-worker strategies
             evaluation = task.evaluate(model, data, config)
             metrics.update(evaluation.metrics)
             metrics.update(_test_loss(model, task, config, data))
             metrics.update(task.baseline(data, config))
             figures.update(evaluation.figures)
+            example = data.x_test[:5]
+            example_output = predict(model, example)
         run.log_metrics(metrics)
         for name, figure in figures.items():
             run.log_figure(figure, name)
@@ -95,7 +105,7 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
                 run.log_table(table, name)
             for name, content in evaluation.files.items():
                 run.log_bytes(content, name)
-            run.log_model(model, input_example=data.x_test[:5])
+            run.log_model(model, example, example_output)
 
     return TrainingResult(run.run_id, config, metrics, history, figures,
                           evaluation.tables if evaluation else {}, model, resumed_from)

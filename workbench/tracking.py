@@ -149,14 +149,15 @@ class RunLogger:
             dataset = mlflow.data.from_numpy(x, targets=y, name=f"{data.name}-{context}", source=data.source)
             mlflow.log_input(dataset, context=context)
 
-    def log_model(self, model, input_example) -> None:
+    def set_tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
+    def log_model(self, model, input_example, example_output) -> None:
         import keras
         import tensorflow as tf
         from mlflow.models import Model, infer_signature
 
-        from workbench.training import predict
-
-        signature = infer_signature(input_example, predict(model, input_example))
+        signature = infer_signature(input_example, example_output)
         # MLflow reloads the model to check the example serves; its predict prints progress bars.
         with contextlib.redirect_stdout(io.StringIO()):
             Model.log(
@@ -206,15 +207,36 @@ class _KerasFlavor:
         mlflow.keras.save_model(path=path, **kwargs)
 
 
+class SilentRunLogger:
+    """What a non-chief worker of a multi-worker run gets: the same calls, nothing logged."""
+
+    run_id = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+    def epoch_callback(self):
+        import keras
+
+        return keras.callbacks.Callback()
+
+    def metric_history(self, keys) -> dict:
+        return {}
+
+
 @contextmanager
 def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | None = None,
                 run_name: str | None = None, tags: dict[str, str] | None = None,
-                stopped_early: tuple[type[BaseException], ...] = ()) -> Iterator[RunLogger]:
+                stopped_early: tuple[type[BaseException], ...] = (), enabled: bool = True) -> Iterator[RunLogger]:
     """Open (or reopen, for resume and for runs created by a parent process) and close a run.
 
     Exceptions in `stopped_early` (e.g. a pruned tuning trial) end the run FINISHED with a
     `stopped` tag naming them; any other exception ends it FAILED with the error as a tag.
+    With `enabled=False` (non-chief workers) nothing is logged and no run is created.
     """
+    if not enabled:
+        yield SilentRunLogger()
+        return
     mlflow.set_tracking_uri(tracking_uri())
     if run_id is None and os.environ.get("MLFLOW_RUN_ID"):  # started by `mlflow run`
         run_id = os.environ["MLFLOW_RUN_ID"]

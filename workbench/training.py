@@ -32,6 +32,9 @@ def seed_everything(seed: int) -> None:
 def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
                    augment=None) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    options = tf.data.Options()  # in-memory data: workers of a multi-worker run split it by example
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     if shuffle:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if augment is not None:  # after the cache, so every epoch sees new variations
@@ -55,10 +58,11 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.
     return keras.optimizers.Adam(learning_rate=rate)
 
 
-def compile_model(model: keras.Model, config: RunConfig, task: Task, data: Splits) -> None:
-    steps_per_epoch = -(-len(data.x_train) // config.batch_size)
+def compile_model(model: keras.Model, config: RunConfig, task: Task, data: Splits, replicas: int = 1) -> None:
+    steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=config.loss,
-                  metrics=task.metrics(config, data))
+                  metrics=task.metrics(config, data), jit_compile=config.jit_compile,
+                  steps_per_execution=config.steps_per_execution)
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -89,11 +93,14 @@ def resumable_epoch(backup_dir: Path) -> int:
 
 
 def fit(model: keras.Model, config: RunConfig, task: Task, data: Splits, backup_dir: Path,
-        callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2) -> keras.callbacks.History:
-    """Train on the training split, validate on the validation split; the test split stays unseen."""
-    train = input_pipeline(data.x_train, task.targets(data.y_train, config, data), config.batch_size,
+        callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2, replicas: int = 1) -> keras.callbacks.History:
+    """Train on the training split, validate on the validation split; the test split stays unseen.
+
+    `config.batch_size` is per replica; the global batch is batch_size x replicas."""
+    batch = config.batch_size * replicas
+    train = input_pipeline(data.x_train, task.targets(data.y_train, config, data), batch,
                            shuffle=True, seed=config.seed, augment=task.train_augmentation(data, config))
-    val = input_pipeline(data.x_val, task.targets(data.y_val, config, data), config.batch_size,
+    val = input_pipeline(data.x_val, task.targets(data.y_val, config, data), batch,
                          shuffle=False, seed=config.seed)
     guard = NaNGuard()
     # Order matters: the backup is written before the tracking callback records the epoch,

@@ -11,6 +11,7 @@ database (PostgreSQL) that workers on several machines share.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -71,6 +72,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     """Run (or continue) a study until it holds `trials` finished trials; see module docs."""
     import optuna
 
+    from workbench.distribute import gpu_slots, visible_gpu_ids
     from workbench.tasks import get_task
     from workbench.tuning import mlflow_bridge
     from workbench.tuning.space import load_space
@@ -117,7 +119,10 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
         else:
             command = [sys.executable, "-m", "workbench.tuning.workers", "--study", study_name]
             command += ["--storage", storage] if storage else []
-            processes = [subprocess.Popen([*command, "--index", str(i)]) for i in range(workers)]
+            slots = gpu_slots(visible_gpu_ids(), workers)  # one GPU per worker process when there are GPUs
+            processes = [subprocess.Popen([*command, "--index", str(i)],
+                                          env={**os.environ, **({"CUDA_VISIBLE_DEVICES": slot} if slot else {})})
+                         for i, slot in enumerate(slots)]
             _with_progress(the_study, trials, progress, lambda: [p.wait() for p in processes])
             failed = [p.returncode for p in processes if p.returncode]
             if failed:

@@ -1,0 +1,91 @@
+"""tf.distribute on CPU through the real code paths: mirrored over logical CPUs, multi-worker
+over two local processes, `auto`, impossible requests, and GPU slots."""
+
+import json
+import os
+
+import pytest
+
+from conftest import _free_port, all_runs, run_cli
+from workbench.config import RunConfig
+from workbench.distribute import choose_precision, gpu_slots
+
+pytestmark = pytest.mark.slow
+QUICK = ["--dataset", "digits", "--model", "mlp", "--epochs", "2"]
+
+
+def test_mirrored_over_two_logical_cpus_logs_one_run_with_two_replicas(home):
+    result = run_cli("train", "--in-process", "--strategy", "mirrored", *QUICK, env={"WORKBENCH_LOGICAL_CPUS": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = all_runs(home)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["strategy"] == "mirrored" and run.data.tags["replicas"] == "2"
+    assert run.data.tags["devices"].count("CPU") >= 2
+    assert run.data.metrics["global_batch_size"] == 128  # 64 per replica
+
+
+def test_multiworker_is_refused_with_the_reason_while_keras_cannot_run_it(home):
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    result = run_cli("train", "--in-process", "--strategy", "multiworker", *QUICK, env={"TF_CONFIG": tf_config})
+    assert result.returncode == 2 and "cannot run under MultiWorkerMirroredStrategy" in result.stderr
+    assert all_runs(home) == []
+
+
+def test_only_the_chief_of_a_cluster_logs(monkeypatch):
+    from workbench.distribute import is_chief
+
+    cluster = {"worker": ["a:1", "b:1"]}
+    for index, chief in ((0, True), (1, False)):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        assert is_chief() is chief
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {**cluster, "chief": ["c:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert not is_chief()
+    monkeypatch.delenv("TF_CONFIG")
+    assert is_chief()
+
+
+def test_auto_picks_the_default_strategy_here_and_says_why(home):
+    import workbench
+
+    result = workbench.train("images", dataset="digits", model="mlp", epochs=1, verbose=0)
+    (run,) = all_runs(home)
+    assert run.info.run_id == result.run_id
+    assert run.data.tags["strategy"] == "default" and run.data.params["strategy"] == "auto"
+    assert "no TPU and no GPU" in run.data.tags["strategy_reason"]
+    assert run.data.tags["precision_policy"] == "float32"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--strategy", "tpu"], "no TPU was found"),
+    (["--precision", "mixed_float16"], "float16 math needs a GPU"),
+    (["--strategy", "mirrored"], "needs 2 or more devices"),
+    (["--strategy", "multiworker"], "set TF_CONFIG"),
+])
+def test_impossible_requests_are_clear_errors_before_any_run(home, flags, message):
+    result = run_cli("train", "--in-process", *flags, *QUICK, env={"TF_CONFIG": ""})
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-1500:]
+    assert all_runs(home) == []
+
+
+def test_xla_and_steps_per_execution_are_used_and_logged(home):
+    result = run_cli("train", "--in-process", "--jit-compile", "true", "--steps-per-execution", "4", *QUICK)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = all_runs(home)
+    assert run.data.params["jit_compile"] == "True" and run.data.params["steps_per_execution"] == "4"
+    assert run.data.metrics["test_accuracy"] > 0.5
+
+
+def test_precision_auto_follows_the_hardware():
+    assert choose_precision("auto", "default", []) == "float32"
+    assert choose_precision("auto", "tpu", []) == "mixed_bfloat16"
+    assert choose_precision("mixed_bfloat16", "default", []) == "mixed_bfloat16"
+
+
+def test_gpu_slots_give_each_process_its_own_gpus():
+    assert gpu_slots(["0", "1", "2", "3"], 4) == ["0", "1", "2", "3"]
+    assert gpu_slots(["0", "1"], 4) == ["0", "1", "0", "1"]  # more workers than GPUs: share round robin
+    assert gpu_slots(["0", "1", "2", "3"], 2, per_worker=2) == ["0,1", "2,3"]
+    assert gpu_slots([], 3) == ["", "", ""]  # CPU only
+    assert RunConfig.from_dict(task="images", jit_compile="yes").jit_compile is True
