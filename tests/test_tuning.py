@@ -182,3 +182,26 @@ def test_tune_command_runs_the_notebook_and_attaches_it(home):
     notebooks = {a.path for a in client(home).list_artifacts(parent.info.run_id, "notebook")}
     assert any(p.endswith(".ipynb") for p in notebooks) and any(p.endswith(".html") for p in notebooks)
     assert "best params" in result.stdout
+
+
+def test_dashboard_serves_the_study_storage_on_loopback(home):
+    import urllib.request
+
+    from conftest import _free_port
+
+    tune(**QUICK, trials=1, study="shown", pruner="none", progress=False)
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "dashboard", "--port", str(port)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
+    try:
+        deadline, body = time.time() + 60, ""
+        while time.time() < deadline and not body:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert '"study_name": "shown"' in body or '"study_name":"shown"' in body, body[:500]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert run_cli("dashboard", "--host", "0.0.0.0").returncode == 2

@@ -35,6 +35,9 @@ class TextTask(Task):
     def check_config(self, config: RunConfig) -> None:
         from workbench.config import ConfigError
 
+        if config.jit_compile:
+            raise ConfigError("jit_compile", True, "false for text models: their TextVectorization layer runs "
+                              "string operations that XLA cannot compile")
         if config.loss == "binary_crossentropy" and config.dataset == "fortunes":
             raise ConfigError("loss", config.loss, "only for 2-class datasets; 'fortunes' has 6 topics "
                               "(use sparse_categorical_crossentropy or categorical_crossentropy)")
