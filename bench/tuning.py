@@ -26,9 +26,10 @@ import optuna  # noqa: E402
 from workbench.config import RunConfig  # noqa: E402
 from workbench.tasks import get_task  # noqa: E402
 from workbench.training import compile_model, input_pipeline, seed_everything  # noqa: E402
+from workbench.tuning import make_pruner, make_sampler  # noqa: E402
 from workbench.tuning.space import suggest  # noqa: E402
 
-TARGET = 0.97
+TARGET = 0.99  # at most 1 mistake on the 144 validation digits
 MAX_EPOCHS = 9
 BASE = RunConfig.from_dict(task="images", dataset="digits", model="mlp", epochs=MAX_EPOCHS, lr_schedule="constant")
 TASK = get_task("images")
@@ -129,9 +130,8 @@ def keras_tuner_search(seed: int, budget: Budget) -> None:
 
 def run(method: str, seed: int, limit: int) -> Budget:
     budget = Budget(limit)
-    if method == "optuna-tpe-hyperband":
-        optuna_search(seed, budget, optuna.samplers.TPESampler(seed=seed),
-                      optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_EPOCHS, reduction_factor=3))
+    if method == "optuna-tpe-hyperband":  # the workbench's own defaults
+        optuna_search(seed, budget, make_sampler("tpe", seed), make_pruner("hyperband", MAX_EPOCHS))
     elif method == "random-no-pruning":
         optuna_search(seed, budget, optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner())
     else:
@@ -139,7 +139,7 @@ def run(method: str, seed: int, limit: int) -> Budget:
     return budget
 
 
-def main(limit: int = 150, seeds: int = 3) -> None:
+def main(limit: int = 200, seeds: int = 3) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     methods = ("optuna-tpe-hyperband", "random-no-pruning", "kerastuner-hyperband")
     results = {m: [run(m, seed, limit) for seed in range(seeds)] for m in methods}
