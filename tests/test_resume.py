@@ -14,12 +14,19 @@ pytestmark = pytest.mark.slow
 
 
 def _wait_for_first_epoch(home, process, timeout=300):
+    """Poll the store with plain SQL: an MLflow client here would race the trainer's schema setup."""
+    import sqlite3
+
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert process.poll() is None, "training ended before it could be killed"
-        runs = all_runs(home) if (home / "mlflow.db").exists() else []
-        if runs and client(home).get_metric_history(runs[0].info.run_id, "val_loss"):
-            return runs[0].info.run_id
+        try:
+            with sqlite3.connect(f"file:{home / 'mlflow.db'}?mode=ro", uri=True) as db:
+                row = db.execute("select run_uuid from metrics where key = 'val_loss' limit 1").fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            row = None
+        if row:
+            return row[0]
         time.sleep(0.2)
     raise AssertionError("no epoch was logged in time")
 

@@ -1,4 +1,4 @@
-"""The `workbench` command: train, ui, lab, demo.
+"""The `workbench` command: train, tune, dashboard, ui, lab, demo, pipeline, schedule, scheduler.
 
 Exit codes: 0 success, 1 the run failed, 2 bad input (config or data) before anything ran.
 """
@@ -82,11 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_bind_flags(dashboard, port=8080)
     dashboard.set_defaults(handler=cmd_dashboard)
 
-    demo = commands.add_parser("demo", help="train on real data with embedded defaults and show where to look",
-                               description="Train the default image model on Fashion-MNIST (digits when "
-                                           "Fashion-MNIST is not installed) through the notebook path.")
-    demo.add_argument("--epochs", type=int, default=2, help="epochs for the demo run (default 2)")
+    demo = commands.add_parser("demo", help="run the quickstart pipeline on embedded defaults and show where to look",
+                               description="Run pipelines/quickstart.yaml: a short training run of every task "
+                                           "through the notebooks, then a comparison with the baselines.")
     demo.set_defaults(handler=cmd_demo)
+
+    from workbench.pipeline import add_pipeline_commands
+
+    add_pipeline_commands(commands)  # pipeline run|validate, schedule add|list|remove, scheduler
     return parser
 
 
@@ -293,16 +296,13 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workbench.data.images import FASHION_FILES, fashion_mnist_dirs
+    from workbench import tracking
+    from workbench.home import PROJECT_ROOT
 
-    have_fashion = any(all((d / f).exists() for f in FASHION_FILES.values()) for d in fashion_mnist_dirs())
-    dataset = "fashion-mnist" if have_fashion else "digits"
-    if not have_fashion:
-        print("Fashion-MNIST is not installed (sudo apt-get install dataset-fashion-mnist); "
-              "the demo uses the bundled digits instead.")
-    config = RunConfig.from_dict(task="images", dataset=dataset, model="cnn", epochs=args.epochs)
-    print(f"demo: training images/{dataset}/cnn for {config.epochs} epochs through notebooks/train.ipynb")
-    return run_training(config, in_process=False)
+    code = main(["pipeline", "run", str(PROJECT_ROOT / "pipelines" / "quickstart.yaml")])
+    print(f"\nlook at the runs: workbench ui   (MLflow UI on http://127.0.0.1:5000 over {tracking.tracking_uri()}; "
+          "experiments workbench-pipelines, workbench-images, workbench-text, workbench-speech)")
+    return code
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Re-running a study reopens the same parent."""
 from __future__ import annotations
 
 import json
+import os
 
 import mlflow
 import optuna
@@ -30,8 +31,10 @@ def open_parent(study_name: str, storage: str, experiment: str, settings: dict) 
     if run_id:
         client.update_run(run_id, status="RUNNING")
     else:
-        run = client.create_run(experiment_id, run_name=f"study-{study_name}",
-                                tags={STUDY_TAG: study_name, STORAGE_TAG: storage, "kind": "study"})
+        tags = {STUDY_TAG: study_name, STORAGE_TAG: storage, "kind": "study"}
+        if os.environ.get("WORKBENCH_STEP_RUN_ID"):  # started by a pipeline step: nest under it
+            tags["mlflow.parentRunId"] = os.environ["WORKBENCH_STEP_RUN_ID"]
+        run = client.create_run(experiment_id, run_name=f"study-{study_name}", tags=tags)
         run_id = run.info.run_id
     logged = client.get_run(run_id).data.params
     for key, value in settings.items():

@@ -1,0 +1,334 @@
+"""Pipelines: notebook steps in a DAG, outputs handed downstream, one MLflow parent run with a child
+run per step, unchanged steps skipped, failures, timeouts and retries, and a Dask cluster.
+
+The step notebooks are tiny fixtures (no TensorFlow), except one test that runs the real
+training notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, all_runs, artifact_paths, client
+
+FIXTURES = "tests/fixtures/pipelines"
+
+
+def workbench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The pipeline commands as a user types them (`workbench pipeline ...`), in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def write(tmp_path: Path, text: str, name: str = "pipeline.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).replace("FIXTURES", FIXTURES))
+    return path
+
+
+def pipeline_runs(home: Path) -> list:
+    return sorted((r for r in all_runs(home) if r.data.tags.get("kind") == "pipeline"),
+                  key=lambda r: r.info.start_time)
+
+
+def steps_of(home: Path, parent) -> dict:
+    return {r.data.tags["workbench.step"]: r for r in all_runs(home)
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+
+
+def outputs_of(home: Path, run) -> dict:
+    local = client(home).download_artifacts(run.info.run_id, "outputs.json", str(home / "downloads" / run.info.run_id))
+    return json.loads(Path(local).read_text())
+
+
+@pytest.fixture(autouse=True)
+def kernel():
+    from workbench.notebooks import ensure_kernel
+
+    ensure_kernel()
+
+
+DAG = """\
+    name: dag
+    parameters:
+      start: 21
+      label: first
+    steps:
+      emit:
+        notebook: FIXTURES/emit.ipynb
+        parameters: {number: "${params.start}", pause: 3.0}
+      side:
+        notebook: FIXTURES/emit.ipynb
+        parameters: {number: 5, pause: 3.0}
+      double:
+        notebook: FIXTURES/double.ipynb
+        needs: [emit]
+        parameters: {value: "${steps.emit.outputs.number}", label: "${params.label} after ${steps.emit.run_id}"}
+    """
+
+
+@pytest.mark.slow
+def test_dag_runs_in_parallel_hands_outputs_downstream_and_builds_the_mlflow_tree(home, tmp_path):
+    path = write(tmp_path, DAG)
+    result = workbench("pipeline", "run", str(path), "--max-parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pipeline dag FINISHED" in result.stdout
+    assert all(f"{step} " in result.stdout and "FINISHED" in result.stdout for step in ("emit", "side", "double"))
+
+    (parent,) = pipeline_runs(home)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == {"start": "21", "label": "first"}
+    steps = steps_of(home, parent)
+    assert set(steps) == {"emit", "side", "double"}
+    for name, run in steps.items():
+        assert run.info.status == "FINISHED"
+        notebooks = {f"notebook/{name}-attempt1.ipynb", f"notebook/{name}-attempt1.html"}
+        assert notebooks <= artifact_paths(home, run.info.run_id)
+
+    emitted, side = outputs_of(home, steps["emit"]), outputs_of(home, steps["side"])
+    assert emitted["number"] == 21
+    assert emitted["started"] < side["ended"] and side["started"] < emitted["ended"], "independent steps overlap"
+    doubled = outputs_of(home, steps["double"])
+    assert doubled == {"doubled": 42, "label": f"first after {steps['emit'].info.run_id}"}
+    # a run the step's notebook starts nests under the step's run
+    (inner,) = [r for r in all_runs(home) if r.info.run_name == "inner"]
+    assert inner.data.tags["mlflow.parentRunId"] == steps["double"].info.run_id
+    assert inner.data.metrics["doubled"] == 42
+
+    # unchanged: nothing runs again, and each step points at the run that did the work
+    again = workbench("pipeline", "run", str(path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("UNCHANGED") >= 3
+    second = pipeline_runs(home)[-1]
+    for name, run in steps_of(home, second).items():
+        assert run.data.tags["workbench.step_status"] == "UNCHANGED"
+        assert run.data.tags["workbench.cached_from"] == steps[name].info.run_id
+    assert not (home / "notebooks" / "pipelines" / "dag" / second.info.run_id).exists()
+
+    # a new label reruns only `double`; the unchanged `emit` still hands it the recorded number
+    third = workbench("pipeline", "run", str(path), "-p", "label=second")
+    assert third.returncode == 0, third.stdout + third.stderr
+    latest = steps_of(home, pipeline_runs(home)[-1])
+    assert {n: r.data.tags["workbench.step_status"] for n, r in latest.items()} == {
+        "emit": "UNCHANGED", "side": "UNCHANGED", "double": "FINISHED"}
+    assert outputs_of(home, latest["double"]) == {"doubled": 42,
+                                                  "label": f"second after {steps['emit'].info.run_id}"}
+
+
+@pytest.mark.slow
+def test_a_failing_step_skips_its_dependents_while_the_independent_branch_finishes(home, tmp_path):
+    path = write(tmp_path, """\
+        name: broken
+        steps:
+          ok:
+            notebook: FIXTURES/emit.ipynb
+          bad:
+            notebook: FIXTURES/fail.ipynb
+            parameters: {message: no luck}
+          after_bad:
+            notebook: FIXTURES/emit.ipynb
+            needs: [bad]
+          after_ok:
+            notebook: FIXTURES/double.ipynb
+            needs: [ok]
+            parameters: {value: "${steps.ok.outputs.number}"}
+        """)
+    result = workbench("pipeline", "run", str(path), "--max-parallel", "2")
+    assert result.returncode == 1
+    table = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
+             if line.split() and line.split()[0] in ("ok", "bad", "after_bad", "after_ok")
+             and len(line.split()) > 1 and line.split()[1].isupper()}
+    assert table == {"ok": "FINISHED", "bad": "FAILED", "after_bad": "SKIPPED", "after_ok": "FINISHED"}
+    assert "no luck" in result.stdout and "upstream step 'bad' FAILED" in result.stdout
+
+    (parent,) = pipeline_runs(home)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["step.after_bad"] == "SKIPPED"
+    steps = steps_of(home, parent)
+    assert set(steps) == {"ok", "bad", "after_ok"}  # a skipped step never started a run
+    assert steps["ok"].info.status == steps["after_ok"].info.status == "FINISHED"
+    bad = steps["bad"]
+    assert bad.info.status == "FAILED" and "RuntimeError: no luck" in bad.data.tags["error"]
+    local = client(home).download_artifacts(bad.info.run_id, "notebook/bad-attempt1.ipynb", str(home / "dl"))
+    errors = [o for c in json.loads(Path(local).read_text())["cells"] for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "RuntimeError" and errors[0]["evalue"] == "no luck"
+
+
+@pytest.mark.slow
+def test_a_step_over_its_timeout_is_killed_and_retried(home, tmp_path):
+    import psutil
+
+    pids = tmp_path / "pids.txt"
+    path = write(tmp_path, f"""\
+        name: slow
+        steps:
+          sleepy:
+            notebook: FIXTURES/sleep.ipynb
+            parameters: {{seconds: 120, pid_file: "{pids}"}}
+            timeout: 8
+            retries: 1
+        """)
+    result = workbench("pipeline", "run", str(path))
+    assert result.returncode == 1
+    assert result.stdout.count("timed out after 8 s") >= 2 and "retrying" in result.stdout
+    kernels = [int(p) for p in pids.read_text().split()]
+    assert len(kernels) == 2, "two attempts, each started its notebook"
+    assert not any(psutil.pid_exists(p) for p in kernels), "the kernels were killed with their step"
+
+    (parent,) = pipeline_runs(home)
+    (step,) = steps_of(home, parent).values()
+    assert step.info.status == "FAILED" and "timed out after 8 s" in step.data.tags["error"]
+    assert step.data.metrics["attempts"] == 2
+    assert step.data.metrics["step_seconds"] < 2 * 8 + 20
+    attached = artifact_paths(home, step.info.run_id)
+    assert {"notebook/sleepy-attempt1.ipynb", "notebook/sleepy-attempt2.ipynb"} <= attached
+
+
+@pytest.mark.slow
+def test_dask_executor_runs_steps_on_a_local_cluster(home, tmp_path):
+    from distributed import Client, LocalCluster
+
+    path = write(tmp_path, """\
+        name: spread
+        steps:
+          a:
+            notebook: FIXTURES/emit.ipynb
+            parameters: {number: 3}
+          b:
+            notebook: FIXTURES/emit.ipynb
+            parameters: {number: 4}
+            gpu: true
+          c:
+            notebook: FIXTURES/double.ipynb
+            needs: [a, b]
+            parameters: {value: "${steps.b.outputs.number}"}
+        """)
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                      resources={"GPU": 1}) as cluster, Client(cluster) as dask:
+        workers = set(dask.run(os.getpid).values())
+        result = workbench("pipeline", "run", str(path), "--executor", "dask", "--address", cluster.scheduler_address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Dask cluster" in result.stdout and "(2 workers)" in result.stdout
+    (parent,) = pipeline_runs(home)
+    steps = steps_of(home, parent)
+    assert all(r.info.status == "FINISHED" for r in steps.values())
+    assert {outputs_of(home, steps[s])["runner_pid"] for s in ("a", "b")} <= workers, "steps ran in Dask workers"
+    assert outputs_of(home, steps["c"])["doubled"] == 8
+
+
+INVALID = {
+    "cycle": ("""\
+        name: loop
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb}
+          a: {notebook: FIXTURES/emit.ipynb, needs: [c]}
+          b: {notebook: FIXTURES/emit.ipynb, needs: [a]}
+          c: {notebook: FIXTURES/emit.ipynb, needs: [b]}
+        """, (), ["steps: needs form a cycle: a -> c -> b -> a"]),
+    "unknown notebook": ("""\
+        name: typo
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb}
+          train: {notebook: trian.ipynb}
+        """, (), ["step 'train'", "notebook: 'trian.ipynb' not found", "train.ipynb"]),
+    "unknown step parameter": ("""\
+        name: typo
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb, parameters: {numbr: 3}}
+        """, (), ["step 'first'", "parameters.numbr: unknown parameter", "defines: number, pause"]),
+    "bad type": ("""\
+        name: typo
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb, parameters: {number: three}}
+        """, (), ["step 'first'", "parameters.number: 'three' is not an integer"]),
+    "bad run config": ("""\
+        name: typo
+        steps:
+          train: {notebook: train.ipynb, parameters: {task: images, dataset: digits, model: cnnn}}
+        """, (), ["step 'train'", "parameters.model", "'cnnn'", "mlp, cnn, resnet"]),
+    "unknown -p key": ("""\
+        name: typo
+        parameters: {start: 1}
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb, parameters: {number: "${params.start}"}}
+        """, ("-p", "stat=2"), ["-p stat: unknown pipeline parameter", "declares: start"]),
+    "output of a step not needed": ("""\
+        name: typo
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb}
+          second: {notebook: FIXTURES/double.ipynb, parameters: {value: "${steps.first.outputs.number}"}}
+        """, (), ["step 'second'", "parameters.value", "'first' is not in this step's needs"]),
+}
+
+
+@pytest.mark.parametrize("case", INVALID)
+def test_invalid_pipeline_files_fail_with_one_clear_error_before_anything_runs(home, tmp_path, case):
+    text, extra, expected = INVALID[case]
+    path = write(tmp_path, text)
+    result = workbench("pipeline", "run", str(path), *extra)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"workbench pipeline: error: {path}: ")
+    for fragment in expected:
+        assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all_runs(home) == [] and not (home / "notebooks").exists()
+
+
+def test_shipped_pipelines_are_valid():
+    from workbench.pipeline import load_pipeline
+
+    quickstart = load_pipeline(ROOT / "pipelines" / "quickstart.yaml")
+    assert list(quickstart.steps)[-1] == "compare" and quickstart.steps["compare"].needs == ["images", "text", "speech"]
+    nightly = load_pipeline(ROOT / "pipelines" / "nightly.yaml")
+    assert nightly.schedule and list(nightly.steps) == ["tune", "train", "evaluate"]
+
+
+def test_record_does_nothing_outside_a_pipeline_and_writes_json_inside(tmp_path, monkeypatch):
+    import numpy as np
+
+    from workbench.pipeline_outputs import OUTPUTS_ENV, OutputError, record, recorded
+
+    monkeypatch.delenv(OUTPUTS_ENV, raising=False)
+    record("best", {"learning_rate": 0.01})
+    assert recorded() == {}
+    target = tmp_path / "outputs.json"
+    monkeypatch.setenv(OUTPUTS_ENV, str(target))
+    record("best", {"learning_rate": np.float32(0.5), "sizes": np.arange(2)})
+    record("count", np.int64(3))
+    assert json.loads(target.read_text()) == {"best": {"learning_rate": 0.5, "sizes": [0, 1]}, "count": 3}
+    with pytest.raises(OutputError, match="not JSON serializable"):
+        record("model", object())
+    with pytest.raises(OutputError, match="letters, digits and _"):
+        record("best config", 1)
+
+
+@pytest.mark.slow
+def test_training_notebook_step_nests_its_run_and_compare_reads_it(home, tmp_path):
+    path = write(tmp_path, """\
+        name: tiny
+        steps:
+          train:
+            notebook: train.ipynb
+            parameters: {task: images, dataset: digits, model: mlp, epochs: 1}
+          compare:
+            notebook: compare.ipynb
+            needs: [train]
+            parameters: {pipeline_run_id: "${pipeline.run_id}"}
+        """)
+    result = workbench("pipeline", "run", str(path), timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (parent,) = pipeline_runs(home)
+    steps = steps_of(home, parent)
+    (training,) = [r for r in all_runs(home) if r.data.tags.get("mlflow.parentRunId") == steps["train"].info.run_id]
+    assert training.info.status == "FINISHED" and training.data.tags["task"] == "images"
+    (row,) = outputs_of(home, steps["compare"])["comparison"]
+    assert row["step"] == "train" and row["run_id"] == training.info.run_id
+    assert row["test_accuracy"] == training.data.metrics["test_accuracy"]
+    assert row["baseline_test_accuracy"] == training.data.metrics["baseline_test_accuracy"]
