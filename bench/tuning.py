@@ -54,14 +54,18 @@ class Budget:
             self.first_hit = self.used
 
 
+class BudgetSpent(RuntimeError):
+    pass
+
+
 class Counting(keras.callbacks.Callback):
     def __init__(self, budget: Budget, on_epoch=None):
         super().__init__()
         self.budget, self.on_epoch = budget, on_epoch
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.budget.exhausted:
-            self.model.stop_training = True
+        if self.budget.exhausted:  # KerasTuner gives up after a few trials that fail like this
+            raise BudgetSpent()
 
     def on_epoch_end(self, epoch, logs=None):
         self.budget.record(float(logs["val_accuracy"]))
