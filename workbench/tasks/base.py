@@ -92,3 +92,20 @@ class Task:
     def preview(self, data: "Splits") -> list:
         """Things to display in a notebook about a few training examples (figures, audio players)."""
         raise NotImplementedError
+
+
+class ClassificationTask(Task):
+    """A task whose models end in class probabilities: accuracy and targets follow the loss."""
+
+    monitor = "val_accuracy"
+    monitor_mode = "max"
+
+    def metrics(self, config: "RunConfig", data: "Splits") -> list:
+        from workbench.models.blocks import classification_metric
+
+        return [classification_metric(config)]
+
+    def targets(self, y, config: "RunConfig", data: "Splits"):
+        from workbench.models.blocks import classification_targets
+
+        return classification_targets(y, data.num_classes, config)

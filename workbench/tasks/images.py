@@ -10,14 +10,14 @@ import numpy as np
 
 from workbench.config import ConfigError, RunConfig
 from workbench.data.splits import DataError, Splits, split_holdout
-from workbench.tasks.base import Evaluation, Task
+from workbench.tasks.base import ClassificationTask, Evaluation
 
 TEST_FRACTION = 0.2           # for datasets without an official test split
 BASELINE_MAX_TRAIN = 20_000   # logistic regression cost grows with samples; plenty for a reference
 MISCLASSIFIED_SHOWN = 24
 
 
-class ImagesTask(Task):
+class ImagesTask(ClassificationTask):
     name = "images"
     datasets = ("fashion-mnist", "digits")
     dataset_prefixes = ("folder:",)
@@ -26,8 +26,6 @@ class ImagesTask(Task):
     default_dataset = "fashion-mnist"
     default_model = "cnn"
     default_loss = "sparse_categorical_crossentropy"
-    monitor = "val_accuracy"
-    monitor_mode = "max"
 
     def check_config(self, config: RunConfig) -> None:
         if config.loss == "binary_crossentropy" and config.dataset in self.datasets:
@@ -97,16 +95,6 @@ class ImagesTask(Task):
             x = layers.Dropout(config.dropout)(x) if config.dropout else x
         outputs = blocks.classifier_head(x, data.num_classes, config)
         return keras.Model(inputs, outputs, name=f"{self.name}_{config.model}")
-
-    def metrics(self, config: RunConfig, data: Splits) -> list:
-        from workbench.models.blocks import classification_metric
-
-        return [classification_metric(config)]
-
-    def targets(self, y, config: RunConfig, data: Splits):
-        from workbench.models.blocks import classification_targets
-
-        return classification_targets(y, data.num_classes, config)
 
     # ---- evaluation ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from workbench.config import RunConfig
 from workbench.data.splits import DataError, Splits
-from workbench.tasks.base import Evaluation, Task
+from workbench.tasks.base import ClassificationTask, Evaluation
 
 SPEAKERS = 160            # synthesized voices in spoken-commands
 UTTERANCES = 4            # takes of each keyword per voice
@@ -22,7 +22,7 @@ MAX_SHIFT = 1600          # samples (100 ms) of random time shift
 CLIPS_LOGGED = 6
 
 
-class SpeechTask(Task):
+class SpeechTask(ClassificationTask):
     name = "speech"
     datasets = ("spoken-commands",)
     dataset_prefixes = ("folder:",)
@@ -31,8 +31,6 @@ class SpeechTask(Task):
     default_dataset = "spoken-commands"
     default_model = "ds-cnn"
     default_loss = "sparse_categorical_crossentropy"
-    monitor = "val_accuracy"
-    monitor_mode = "max"
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -126,16 +124,6 @@ class SpeechTask(Task):
         x = layers.Dropout(config.dropout)(x) if config.dropout else x
         outputs = blocks.classifier_head(x, data.num_classes, config)
         return keras.Model(waves, outputs, name=f"{self.name}_{config.model.replace('-', '_')}")
-
-    def metrics(self, config: RunConfig, data: Splits) -> list:
-        from workbench.models.blocks import classification_metric
-
-        return [classification_metric(config)]
-
-    def targets(self, y, config: RunConfig, data: Splits):
-        from workbench.models.blocks import classification_targets
-
-        return classification_targets(y, data.num_classes, config)
 
     # ---- evaluation ---------------------------------------------------------------------
 

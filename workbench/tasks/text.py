@@ -11,7 +11,7 @@ import numpy as np
 
 from workbench.config import RunConfig
 from workbench.data.splits import DataError, Splits, split_holdout
-from workbench.tasks.base import Evaluation, Task
+from workbench.tasks.base import ClassificationTask, Evaluation
 
 VOCABULARY_SIZE = 20_000
 SEQUENCE_LENGTH = 128
@@ -20,7 +20,7 @@ TEST_FRACTION = 0.2
 MISTAKES_SHOWN = 20
 
 
-class TextTask(Task):
+class TextTask(ClassificationTask):
     name = "text"
     datasets = ("fortunes",)
     dataset_prefixes = ("folder:", "csv:")
@@ -29,8 +29,6 @@ class TextTask(Task):
     default_dataset = "fortunes"
     default_model = "transformer"
     default_loss = "sparse_categorical_crossentropy"
-    monitor = "val_accuracy"
-    monitor_mode = "max"
 
     def check_config(self, config: RunConfig) -> None:
         from workbench.config import ConfigError
@@ -128,16 +126,6 @@ class TextTask(Task):
             x = blocks.dense(x, 64, config)
         outputs = blocks.classifier_head(x, data.num_classes, config)
         return keras.Model(inputs, outputs, name=f"{self.name}_{config.model}")
-
-    def metrics(self, config: RunConfig, data: Splits) -> list:
-        from workbench.models.blocks import classification_metric
-
-        return [classification_metric(config)]
-
-    def targets(self, y, config: RunConfig, data: Splits):
-        from workbench.models.blocks import classification_targets
-
-        return classification_targets(y, data.num_classes, config)
 
     # ---- evaluation ---------------------------------------------------------------------
 
