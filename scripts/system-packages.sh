@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the workbench uses: data sets and servers. Installed when we are root with
+# Debian packages the workbench uses: data sets, servers and the browser of the UI tests. Installed when we are root with
 # apt-get; otherwise the exact command is printed and the workbench falls back to bundled data.
 set -euo pipefail
 
-PACKAGES=(dataset-fashion-mnist fortunes espeak-ng postgresql)
+PACKAGES=(dataset-fashion-mnist fortunes espeak-ng postgresql chromium)
 
 command -v dpkg-query >/dev/null 2>&1 || { echo "system packages: not a Debian system; using bundled data"; exit 0; }
 missing=()

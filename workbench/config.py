@@ -16,7 +16,7 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse")
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber")
 
 
 class ConfigError(ValueError):
@@ -62,6 +62,14 @@ class RunConfig:
     steps_per_execution: int = field(default=1, metadata=_help("batches per compiled call (fewer host round trips)"))
     text_column: str = field(default="text", metadata=_help("text column of csv: datasets"))
     label_column: str = field(default="label", metadata=_help("label column of csv: datasets"))
+    steering_correction: float = field(default=0.2, metadata=_help("driving, udacity:PATH: steering added for the left "
+                                                                     "camera and subtracted for the right; 0 = center only"))
+    frame_stack: int = field(default=4, metadata=_help("driving, cnn-lstm: consecutive frames per example"))
+    tracks: int = field(default=0, metadata=_help("driving, carracing: tracks recorded; 0 = 24"))
+    track_steps: int = field(default=0, metadata=_help("driving, carracing: steps recorded per track; 0 = one lap"))
+    closed_loop_steps: int = field(default=0, metadata=_help("driving: steps the model drives each held-out track "
+                                                               "after training; 0 = one lap, -1 = skip"))
+    latent_dim: int = field(default=64, metadata=_help("gan: size of the generator's noise vector"))
     experiment: str = field(default="", metadata=_help("MLflow experiment; empty = workbench-<task>"))
 
     # ---- construction -------------------------------------------------------------------
@@ -114,6 +122,13 @@ class RunConfig:
         _require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
         _require(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution, "an integer >= 1")
         _require(self.image_size >= 0, "image_size", self.image_size, "an integer >= 0 (0 = default)")
+        _require(0 <= self.steering_correction <= 1, "steering_correction", self.steering_correction, "a number in [0, 1]")
+        _require(self.frame_stack >= 2, "frame_stack", self.frame_stack, "an integer >= 2")
+        _require(self.tracks >= 0, "tracks", self.tracks, "an integer >= 0 (0 = default)")
+        _require(self.track_steps >= 0, "track_steps", self.track_steps, "an integer >= 0 (0 = one lap)")
+        _require(self.closed_loop_steps >= -1, "closed_loop_steps", self.closed_loop_steps,
+                 "an integer >= -1 (0 = one lap, -1 = skip)")
+        _require(self.latent_dim >= 1, "latent_dim", self.latent_dim, "an integer >= 1")
 
     def _with_task_defaults(self) -> "RunConfig":
         from workbench.tasks import get_task, task_names
@@ -124,7 +139,7 @@ class RunConfig:
             self,
             dataset=self.dataset or task.default_dataset,
             model=self.model or task.default_model,
-            loss=self.loss or task.default_loss,
+            loss=self.loss or task.default_loss_for(self.model or task.default_model),
             experiment=self.experiment or f"workbench-{self.task}",
         )
         task.check_dataset_name(config.dataset)

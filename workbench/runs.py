@@ -54,7 +54,7 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
     from workbench.distribute import place
     from workbench.figures import training_curves
     from workbench.home import checkpoints
-    from workbench.training import compile_model, fit, predict, resumable_epoch, seed_everything
+    from workbench.training import fit, predict, resumable_epoch, seed_everything
 
     config = make_config(config, **overrides)
     task = get_task(config.task)
@@ -75,13 +75,17 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
         run.log_metrics({**{f"{split}_examples": n for split, n in data.sizes().items()},
                          "replicas": placement.replicas, "global_batch_size": config.batch_size * placement.replicas})
         run.log_dataset(data)
+        if data.notes:  # what the loader changed or skipped, readable beside the run
+            run.log_bytes("\n".join(data.notes).encode(), "data_notes.txt")
+            run.set_tags({"data_notes": "; ".join(data.notes)[:5000]})
 
         with placement.strategy.scope():
             model = task.build_model(config, data)
-            compile_model(model, config, task, data, placement.replicas)
+            task.compile(model, config, data, placement.replicas)
         run.log_metrics({"trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights)})
         keras_history = fit(model, config, task, data, backup_dir, replicas=placement.replicas,
-                            callbacks=[run.epoch_callback(), *(callbacks or [])], verbose=verbose)
+                            callbacks=[run.epoch_callback(), *task.epoch_callbacks(config, data, run),
+                                       *(callbacks or [])], verbose=verbose)
 
         history = run.metric_history([*keras_history.history, "epoch_seconds"]) or keras_history.history
         metrics = _generalization_gap(history)
@@ -92,11 +96,11 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
         if evaluate:  # every worker evaluates: predictions are collective under multi-worker strategies
             evaluation = task.evaluate(model, data, config)
             metrics.update(evaluation.metrics)
-            metrics.update(_test_loss(model, task, config, data))
+            metrics.update(task.test_metrics(model, config, data))
             metrics.update(task.baseline(data, config))
             figures.update(evaluation.figures)
-            example = data.x_test[:5]
-            example_output = predict(model, example)
+            exported, example = task.exported_model(model, data)
+            example_output = predict(exported, example)
         run.log_metrics(metrics)
         for name, figure in figures.items():
             run.log_figure(figure, name)
@@ -105,18 +109,10 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
                 run.log_table(table, name)
             for name, content in evaluation.files.items():
                 run.log_bytes(content, name)
-            run.log_model(model, example, example_output)
+            run.log_model(exported, example, example_output)
 
     return TrainingResult(run.run_id, config, metrics, history, figures,
                           evaluation.tables if evaluation else {}, model, resumed_from)
-
-
-def _test_loss(model, task, config: RunConfig, data) -> dict[str, float]:
-    from workbench.training import input_pipeline
-
-    test = input_pipeline(data.x_test, task.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
-    results = model.evaluate(test, verbose=0, return_dict=True)
-    return {"test_loss": float(results["loss"])}
 
 
 def _generalization_gap(history: dict[str, list[float]]) -> dict[str, float]:

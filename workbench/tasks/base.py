@@ -53,6 +53,10 @@ class Task:
             "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
         }
 
+    def default_loss_for(self, model: str) -> str:
+        """The loss used when the config names none (a task may differ per model)."""
+        return self.default_loss
+
     def check_config(self, config: "RunConfig") -> None:
         """Cross-field checks that need no data (e.g. a loss that cannot fit a known dataset)."""
 
@@ -73,6 +77,28 @@ class Task:
 
     def metrics(self, config: "RunConfig", data: "Splits") -> list:
         return ["accuracy"]
+
+    def compile(self, model: "keras.Model", config: "RunConfig", data: "Splits", replicas: int = 1) -> None:
+        """Optimizer, loss and metrics; a task with a custom train_step (e.g. a GAN) overrides it."""
+        from workbench.training import compile_model
+
+        compile_model(model, config, self, data, replicas)
+
+    def epoch_callbacks(self, config: "RunConfig", data: "Splits", run) -> list:
+        """Extra Keras callbacks; `run` is the run's logger (log_figure, log_metrics, log_bytes, ...)."""
+        return []
+
+    def test_metrics(self, model: "keras.Model", config: "RunConfig", data: "Splits") -> dict[str, float]:
+        """The loss on the test split (metrics beyond it come from `evaluate`)."""
+        from workbench.training import input_pipeline
+
+        test = input_pipeline(data.x_test, self.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
+        results = model.evaluate(test, verbose=0, return_dict=True)
+        return {"test_loss": float(results["loss"])}
+
+    def exported_model(self, model: "keras.Model", data: "Splits"):
+        """What is logged as the run's model, with an input example: (model, example)."""
+        return model, data.x_test[:5]
 
     def targets(self, y, config: "RunConfig", data: "Splits"):
         """Labels as the loss wants them (e.g. one-hot for categorical losses)."""
@@ -104,6 +130,28 @@ class ClassificationTask(Task):
         from workbench.models.blocks import classification_metric
 
         return [classification_metric(config)]
+
+    def compile(self, model: "keras.Model", config: "RunConfig", data: "Splits", replicas: int = 1) -> None:
+        """Optimizer, loss and metrics; a task with a custom train_step (e.g. a GAN) overrides it."""
+        from workbench.training import compile_model
+
+        compile_model(model, config, self, data, replicas)
+
+    def epoch_callbacks(self, config: "RunConfig", data: "Splits", run) -> list:
+        """Extra Keras callbacks; `run` is the run's logger (log_figure, log_metrics, log_bytes, ...)."""
+        return []
+
+    def test_metrics(self, model: "keras.Model", config: "RunConfig", data: "Splits") -> dict[str, float]:
+        """The loss on the test split (metrics beyond it come from `evaluate`)."""
+        from workbench.training import input_pipeline
+
+        test = input_pipeline(data.x_test, self.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
+        results = model.evaluate(test, verbose=0, return_dict=True)
+        return {"test_loss": float(results["loss"])}
+
+    def exported_model(self, model: "keras.Model", data: "Splits"):
+        """What is logged as the run's model, with an input example: (model, example)."""
+        return model, data.x_test[:5]
 
     def targets(self, y, config: "RunConfig", data: "Splits"):
         from workbench.models.blocks import classification_targets
