@@ -80,3 +80,30 @@ def test_binary_loss_is_allowed_for_two_class_folders(image_folder):
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(DataError, match="is not a directory"):
         images.load_image_folder(str(tmp_path / "nowhere"))
+
+
+def test_augmentation_shifts_images_and_flips_only_where_labels_allow():
+    import tensorflow as tf
+
+    from workbench.config import RunConfig
+    from workbench.data.splits import Splits
+    from workbench.tasks import get_task
+
+    task = get_task("images")
+    # A bright column at the left edge: a shift moves it, a flip sends it to the right edge.
+    image = np.zeros((28, 28, 1), np.float32)
+    image[:, :2] = 1.0
+    data = Splits(image[None], np.zeros(1, np.int64), image[None], np.zeros(1, np.int64), image[None],
+                  np.zeros(1, np.int64), class_names=["a"], name="x", source="")
+    assert task.train_augmentation(data, RunConfig.from_dict(task="images", dataset="digits")) is None
+
+    def right_edge_brightness(dataset: str) -> list[float]:
+        augment = task.train_augmentation(data, RunConfig.from_dict(task="images", dataset=dataset, augment=True))
+        tf.random.set_seed(0)
+        outputs = [augment(tf.constant(image), 0) for _ in range(40)]
+        assert all(out.shape == image.shape and label == 0 for out, label in outputs)
+        assert any(not np.array_equal(out.numpy(), image) for out, _ in outputs)  # shifted
+        return [float(out.numpy()[:, -3:].mean()) for out, _ in outputs]
+
+    assert max(right_edge_brightness("fashion-mnist")) > 0.5      # some were mirrored
+    assert max(right_edge_brightness("digits")) == 0.0            # digits never are

@@ -62,6 +62,8 @@ class RunConfig:
     steps_per_execution: int = field(default=1, metadata=_help("batches per compiled call (fewer host round trips)"))
     text_column: str = field(default="text", metadata=_help("text column of csv: datasets"))
     label_column: str = field(default="label", metadata=_help("label column of csv: datasets"))
+    augment: bool = field(default=False, metadata=_help("images: random shifts of training images, plus left-right "
+                                                          "flips where labels allow (fashion-mnist)"))
     steering_correction: float = field(default=0.2, metadata=_help("driving, udacity:PATH: steering added for the left "
                                                                      "camera and subtracted for the right; 0 = center only"))
     frame_stack: int = field(default=4, metadata=_help("driving, cnn-lstm: consecutive frames per example"))

@@ -15,6 +15,8 @@ from workbench.tasks.base import ClassificationTask, Evaluation
 TEST_FRACTION = 0.2           # for datasets without an official test split
 BASELINE_MAX_TRAIN = 20_000   # logistic regression cost grows with samples; plenty for a reference
 MISCLASSIFIED_SHOWN = 24
+MAX_SHIFT = 0.1               # random translation, as a fraction of the image side
+FLIPPABLE = ("fashion-mnist",)  # mirrored clothes are still the same class; mirrored digits are not
 
 
 class ImagesTask(ClassificationTask):
@@ -57,6 +59,26 @@ class ImagesTask(ClassificationTask):
                             f"({len(source.y)} images)")
         return Splits(x_train, y_train, x_val, y_val, x_test, y_test,
                       class_names=source.class_names, name=config.dataset, source=source.source)
+
+    def train_augmentation(self, data: Splits, config: RunConfig):
+        """With `augment`: a random shift of up to 10% per side (edge pixels repeat), and a left-right
+        flip for datasets whose labels survive it. Drawn anew for every example and epoch."""
+        if not config.augment:
+            return None
+        import tensorflow as tf
+
+        height, width, _ = data.input_shape
+        pad_y, pad_x = max(1, round(height * MAX_SHIFT)), max(1, round(width * MAX_SHIFT))
+        flip = config.dataset in FLIPPABLE
+
+        def augment(image, label):
+            padded = tf.pad(image, [[pad_y, pad_y], [pad_x, pad_x], [0, 0]], mode="SYMMETRIC")
+            image = tf.image.random_crop(padded, tf.shape(image))
+            if flip:
+                image = tf.image.random_flip_left_right(image)
+            return image, label
+
+        return augment
 
     def preview(self, data: Splits):
         from workbench.figures import image_grid
