@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import _free_port, all_runs, run_cli
+from conftest import ROOT, _free_port, all_runs, run_cli
 from workbench.config import RunConfig
 from workbench.distribute import choose_precision, gpu_slots
 
@@ -24,12 +24,30 @@ def test_mirrored_over_two_logical_cpus_logs_one_run_with_two_replicas(home):
     assert run.data.metrics["global_batch_size"] == 128  # 64 per replica
 
 
-def test_multiworker_is_refused_with_the_reason_while_keras_cannot_run_it(home):
+@pytest.mark.slow
+def test_two_local_workers_train_the_same_steps_and_only_the_chief_logs(home):
+    import re
+    import subprocess
+    import sys
+
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
-    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
-    result = run_cli("train", "--in-process", "--strategy", "multiworker", *QUICK, env={"TF_CONFIG": tf_config})
-    assert result.returncode == 2 and "cannot run under MultiWorkerMirroredStrategy" in result.stderr
-    assert all_runs(home) == []
+    command = [sys.executable, "-m", "workbench", "train", "--in-process", "--strategy", "multiworker",
+               *QUICK]
+
+    def worker(index: int) -> subprocess.Popen:
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TF_CONFIG": tf_config},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    workers = [worker(0), worker(1)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    steps = [re.findall(r"^(\d+)/(\d+) - ", out, re.M) for out in outputs]
+    assert steps[0] and steps[0] == steps[1], steps  # same steps per epoch, both epochs, on both workers
+    assert "not the chief" in outputs[1]
+    (run,) = all_runs(home)  # one run, from the chief
+    assert run.info.status == "FINISHED" and run.data.tags["strategy"] == "multiworker"
+    assert run.data.metrics["replicas"] == 2 and run.data.metrics["test_accuracy"] > 0.3
 
 
 def test_only_the_chief_of_a_cluster_logs(monkeypatch):

@@ -111,13 +111,14 @@ def place(config: RunConfig) -> Placement:
         if not os.environ.get("TF_CONFIG"):
             raise ConfigError("strategy", "multiworker", "set TF_CONFIG with the cluster and this worker's task "
                               "(see README: Running on GPUs, TPUs and clusters)")
-        import keras
+        from workbench import multiworker
 
-        if keras.__version__.startswith("3."):
-            # Keras 3's TensorFlow trainer reduces per-worker step results with axis=0 on scalars and
-            # reduces (x, y) tuples as one value; both fail under MultiWorkerMirroredStrategy.
-            raise ConfigError("strategy", "multiworker", f"default, mirrored or tpu: Keras {keras.__version__}'s "
-                              "fit() cannot run under MultiWorkerMirroredStrategy")
+        if not multiworker.supported():
+            import keras
+
+            raise ConfigError("strategy", "multiworker", f"default, mirrored or tpu: multi-worker training is "
+                              f"checked with Keras {', '.join(multiworker.CHECKED_KERAS)}x, not {keras.__version__}")
+        multiworker.apply_keras_fixes()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
