@@ -1,7 +1,7 @@
 """Search efficiency: Optuna (TPE + Hyperband) vs random search without pruning vs KerasTuner's
 Hyperband, on the same task, search space and budget of training epochs.
 
-    .venv/bin/python bench/tuning.py [BUDGET_EPOCHS] [SEEDS]
+    .venv/bin/python bench/tuning.py [BUDGET_EPOCHS] [SEEDS] [METHOD,...]
 
 Task: images/digits/mlp, the images task's default search space (learning rate, optimizer,
 activation, dropout, L2, batch size), at most 9 epochs per trial. For every method and seed it
@@ -143,13 +143,16 @@ def run(method: str, seed: int, limit: int) -> Budget:
     return budget
 
 
-def main(limit: int = 200, seeds: int = 3) -> None:
+METHODS = ("optuna-tpe-hyperband", "random-no-pruning", "kerastuner-hyperband")
+
+
+def main(limit: int = 200, seeds: int = 3, methods: tuple[str, ...] = METHODS) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"budget {limit} epochs per search, {seeds} seeds, target validation accuracy {TARGET}\n")
     print("| method | best val accuracy per seed | epochs to reach target per seed | mean epochs to target |")
     print("|---|---|---|---|", flush=True)
     means = {}
-    for method in ("optuna-tpe-hyperband", "random-no-pruning", "kerastuner-hyperband"):
+    for method in methods:
         budgets = [run(method, seed, limit) for seed in range(seeds)]
         hits = [b.first_hit for b in budgets]
         reached = [h for h in hits if h is not None]
@@ -157,10 +160,13 @@ def main(limit: int = 200, seeds: int = 3) -> None:
         print(f"| {method} | {', '.join(f'{b.best:.4f}' for b in budgets)} | "
               f"{', '.join(str(h) if h else f'not within {limit}' for h in hits)} | {means[method]:.1f} |",
               flush=True)  # one row as soon as a method is done: the whole run is long
+    if set(means) != set(METHODS):
+        return
     ours = means["optuna-tpe-hyperband"]
     print(f"\nOptuna / random epochs to target: {ours / means['random-no-pruning']:.2f} (goal ≤ 0.50); "
           f"Optuna / KerasTuner: {ours / means['kerastuner-hyperband']:.2f} (goal ≤ 1.00)")
 
 
 if __name__ == "__main__":
-    main(*[int(a) for a in sys.argv[1:]])
+    numbers = [int(a) for a in sys.argv[1:3]]
+    main(*numbers, *([tuple(sys.argv[3].split(","))] if len(sys.argv) > 3 else []))
