@@ -1,0 +1,223 @@
+"""Comparing runs: find and filter them, per-epoch curves, the best run, parameters against a metric.
+
+The same functions back `notebooks/compare.ipynb` and work from any Python session:
+
+    from workbench.compare import find_runs, epoch_curves, best_run
+    runs = find_runs("workbench-images", model="cnn", status="FINISHED",
+                     where={"test_accuracy": (">=", 0.9)})
+    curves = epoch_curves(runs.run_id[:3], "val_accuracy")
+
+Runs come back as a pandas DataFrame with one row per run: identity columns (`run_id`,
+`run_name`, `experiment`, `status`, `task`, `dataset`, `model`, ...) then `params.*` and
+`metrics.*` columns as MLflow names them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+OPERATORS = (">", ">=", "<", "<=", "=", "!=")
+DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `workbench ui` serves the MLflow UI
+UI_URL_ENV = "WORKBENCH_UI_URL"
+IDENTITY_TAGS = {"mlflow.runName": "run_name", "task": "task", "dataset": "dataset", "model": "model",
+                 "error": "error", "mlflow.parentRunId": "parent_run_id"}
+
+
+def find_runs(experiment: str | Iterable[str] | None = None, *, task: str | None = None,
+              model: str | None = None, dataset: str | None = None, status: str | None = None,
+              where: dict[str, tuple[str, Any]] | None = None, max_results: int = 5000) -> pd.DataFrame:
+    """Runs of one experiment (a name), several (names) or all (None), newest first.
+
+    `where` maps a metric name (or `params.NAME`, `tags.NAME`) to (operator, value), e.g.
+    {"test_accuracy": (">=", 0.9), "params.optimizer": ("=", "adam")}.
+    """
+    import mlflow
+
+    from workbench import tracking
+
+    client = tracking.client()
+    experiments = _experiments(client, experiment)
+    columns = ["run_id", "run_name", "experiment", "status", "task", "dataset", "model", "start_time",
+               "duration_s", "error", "parent_run_id", "experiment_id"]
+    if not experiments:
+        return pd.DataFrame(columns=columns)
+    frame = mlflow.search_runs(experiment_ids=list(experiments), filter_string=_filter(task, model, dataset,
+                                                                                      status, where),
+                               max_results=max_results, order_by=["attributes.start_time DESC"],
+                               output_format="pandas")
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    for tag, column in IDENTITY_TAGS.items():
+        frame[column] = frame.get(f"tags.{tag}")
+    frame["experiment"] = frame["experiment_id"].map(experiments)
+    frame["duration_s"] = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
+    measured = sorted(c for c in frame.columns if c.startswith(("params.", "metrics.")))
+    return frame[columns + measured].reset_index(drop=True)
+
+
+def _experiments(client, experiment) -> dict[str, str]:
+    """{experiment id: name} for the given name(s); every experiment for None."""
+    if experiment is None:
+        return {e.experiment_id: e.name for e in client.search_experiments()}
+    names = [experiment] if isinstance(experiment, str) else list(experiment)
+    found = {}
+    for name in names:
+        match = client.get_experiment_by_name(name)
+        if match is None:
+            known = ", ".join(e.name for e in client.search_experiments()) or "none yet"
+            raise LookupError(f"no MLflow experiment named {name!r} (experiments: {known})")
+        found[match.experiment_id] = match.name
+    return found
+
+
+def _filter(task, model, dataset, status, where) -> str:
+    clauses = [f"tags.{name} = {_quote(value)}" for name, value in
+               (("task", task), ("model", model), ("dataset", dataset)) if value is not None]
+    if status is not None:
+        clauses.append(f"attributes.status = {_quote(status.upper())}")
+    for name, condition in (where or {}).items():
+        if not (isinstance(condition, tuple) and len(condition) == 2 and condition[0] in OPERATORS):
+            raise ValueError(f"where[{name!r}]: {condition!r} (allowed: an (operator, value) pair with "
+                             f"operator one of {', '.join(OPERATORS)})")
+        operator, value = condition
+        if name.startswith(("params.", "tags.")):
+            clauses.append(f"{_column(name)} {operator} {_quote(str(value))}")
+        else:
+            metric = name.removeprefix("metrics.")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"where[{name!r}]: {value!r} (allowed: a number; metrics are numeric)")
+            clauses.append(f"{_column('metrics.' + metric)} {operator} {float(value)!r}")
+    return " and ".join(clauses)
+
+
+def _column(name: str) -> str:
+    kind, key = name.split(".", 1)
+    return f"{kind}.`{key}`"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def epoch_curves(run_ids: Iterable[str], metric: str) -> pd.DataFrame:
+    """One column per run, one row per epoch (MLflow step); a resumed run keeps the last value of a step."""
+    from workbench import tracking
+
+    client = tracking.client()
+    columns = {}
+    for run_id in run_ids:
+        points = sorted(client.get_metric_history(run_id, metric), key=lambda p: p.timestamp)
+        columns[run_id] = pd.Series({p.step: p.value for p in points}, dtype=float)
+    frame = pd.DataFrame(columns)
+    frame.index.name = "epoch"
+    return frame.sort_index()
+
+
+def best_run(experiment: str | Iterable[str] | None = None, metric: str = "test_accuracy", mode: str = "max",
+             **filters: Any) -> pd.Series | None:
+    """The run with the highest (mode="max") or lowest ("min") value of `metric`, or None.
+
+    `filters` are those of find_runs (task, model, dataset, status, where)."""
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode {mode!r} (allowed: max, min)")
+    runs = find_runs(experiment, **filters)
+    column = f"metrics.{metric.removeprefix('metrics.')}"
+    if column not in runs or runs[column].isna().all():
+        return None
+    best = runs[column].idxmax() if mode == "max" else runs[column].idxmin()
+    return runs.loc[best]
+
+
+def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, ax=None):
+    """Parallel-coordinates plot: one vertical axis per parameter and one for the metric, one line
+    per run, coloured by the metric. Numeric parameters spanning more than two decades get a log
+    axis; others (optimizer, activation, ...) are spaced evenly in sorted order. Returns the Figure."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    metric_column = f"metrics.{metric.removeprefix('metrics.')}"
+    if metric_column not in runs:
+        raise ValueError(f"metric {metric!r} is not in the runs (metrics: "
+                         + ", ".join(c.removeprefix("metrics.") for c in runs if c.startswith("metrics.")) + ")")
+    columns = [p if p.startswith("params.") else f"params.{p}" for p in params]
+    missing = [c.removeprefix("params.") for c in columns if c not in runs]
+    if missing:
+        raise ValueError(f"parameters {missing} are not in the runs (params: "
+                         + ", ".join(c.removeprefix("params.") for c in runs if c.startswith("params.")) + ")")
+    table = runs.dropna(subset=[metric_column])
+    axes_values, tick_labels = [], []
+    for column in columns + [metric_column]:
+        scaled, ticks = _scale_axis(table[column])
+        axes_values.append(scaled)
+        tick_labels.append(ticks)
+    if ax is None:
+        fig = Figure(figsize=(1.8 * len(axes_values) + 1.5, 4), layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    values = table[metric_column].to_numpy(float)
+    low, high = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+    colors = colormaps["viridis"]((values - low) / (high - low) if high > low else np.full(len(values), 0.5))
+    positions = np.arange(len(axes_values))
+    for row in range(len(table)):
+        ax.plot(positions, [axis[row] for axis in axes_values], color=colors[row], alpha=0.8, linewidth=1.5)
+    for position, ticks in zip(positions, tick_labels):
+        ax.axvline(position, color="0.3", linewidth=0.8)
+        for where, label in ticks:
+            ax.text(position + 0.03, where, label, fontsize=7, va="center")
+    ax.set_xticks(positions, [c.split(".", 1)[1] for c in columns + [metric_column]])
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlim(-0.2, len(positions) - 0.6)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(f"{len(table)} runs: parameters against {metric} (colour)")
+    return fig
+
+
+def _scale_axis(column: pd.Series) -> tuple[list[float], list[tuple[float, str]]]:
+    """Values mapped to [0, 1] and a few (position, label) ticks for that axis."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if column.notna().any() and numbers.notna().sum() == column.notna().sum():
+        values = numbers.to_numpy(float)
+        low, high = np.nanmin(values), np.nanmax(values)
+        log = low > 0 and high / low > 100
+        transform = np.log10 if log else (lambda v: v)
+        t_low, t_high = transform(low), transform(high)
+        span = (t_high - t_low) or 1.0
+        scaled = [(transform(v) - t_low) / span if not math.isnan(v) else float("nan") for v in values]
+        ticks = [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")] if high > low else [(0.0, f"{low:.3g}")]
+        return scaled, ticks
+    labels = sorted({str(v) for v in column.dropna()})
+    slot = {label: i / max(1, len(labels) - 1) for i, label in enumerate(labels)}
+    return [slot.get(str(v), float("nan")) if pd.notna(v) else float("nan") for v in column], \
+        [(position, label) for label, position in slot.items()]
+
+
+def run_url(run: Any, base_url: str | None = None) -> str:
+    """The run's page in the MLflow UI (`workbench ui`; WORKBENCH_UI_URL overrides the address).
+
+    `run` is a run id, an MLflow Run, or a row of find_runs."""
+    from mlflow.entities import Run
+
+    base = (base_url or os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
+    if isinstance(run, str):
+        from workbench import tracking
+
+        run = tracking.client().get_run(run)
+    if isinstance(run, Run):
+        run_id, experiment = run.info.run_id, run.info.experiment_id
+    else:
+        run_id, experiment = run["run_id"], run["experiment_id"]
+    return f"{base}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def with_links(runs: pd.DataFrame, base_url: str | None = None):
+    """find_runs' table as a pandas Styler whose run ids open the run in the MLflow UI."""
+    urls = {row.run_id: run_url(row._asdict(), base_url) for row in runs[["run_id", "experiment_id"]].itertuples()}
+    return runs.style.format({"run_id": lambda r: f'<a href="{urls[r]}" target="_blank">{r[:8]}</a>'})
