@@ -318,7 +318,7 @@ def test_training_notebook_step_nests_its_run_and_compare_reads_it(home, tmp_pat
             notebook: train.ipynb
             parameters: {task: images, dataset: digits, model: mlp, epochs: 1}
           compare:
-            notebook: compare.ipynb
+            notebook: pipeline_report.ipynb
             needs: [train]
             parameters: {pipeline_run_id: "${pipeline.run_id}"}
         """)

@@ -217,6 +217,36 @@ def run_url(run: Any, base_url: str | None = None) -> str:
     return f"{base}/#/experiments/{experiment}/runs/{run_id}"
 
 
+def summary(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
+    """find_runs' table narrowed to what tells runs apart: identity, `metric`, its baseline and the
+    main hyper-parameters, with the `metrics.`/`params.` prefixes dropped."""
+    metric = metric.removeprefix("metrics.")
+    wanted = ["run_id", "run_name", "experiment", "status", "task", "dataset", "model",
+              f"metrics.{metric}", f"metrics.baseline_{metric}", "metrics.train_val_gap_accuracy",
+              "params.epochs", "params.optimizer", "params.learning_rate", "params.batch_size",
+              "params.dropout", "duration_s", "experiment_id"]
+    table = runs[[c for c in wanted if c in runs]].copy()
+    return table.rename(columns=lambda c: c.split(".", 1)[1] if c.startswith(("metrics.", "params.")) else c)
+
+
+def curves_figure(curves: pd.DataFrame, metric: str, labels: dict[str, str] | None = None):
+    """epoch_curves' table as overlaid lines, one per run (labelled by `labels`, else the run id)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for run_id in curves.columns:
+        values = curves[run_id].dropna()
+        ax.plot(values.index + 1, values.to_numpy(), "-o", markersize=3,
+                label=(labels or {}).get(run_id, run_id[:8]))
+    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(curves.columns):
+        ax.legend(fontsize=8)
+    return fig
+
+
 def with_links(runs: pd.DataFrame, base_url: str | None = None):
     """find_runs' table as a pandas Styler whose run ids open the run in the MLflow UI."""
     urls = {row.run_id: run_url(row._asdict(), base_url) for row in runs[["run_id", "experiment_id"]].itertuples()}

@@ -189,6 +189,8 @@ class TrainingProcess:
 
         from workbench.executors import kill_tree
 
+        from workbench import tracking
+
         self.stop_requested = True
         try:
             family = psutil.Process(self.process.pid).children(recursive=True)
@@ -208,7 +210,10 @@ class TrainingProcess:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(family, timeout=10)
-        return self._close_run(STOPPED_REASON, status="KILLED")
+        status = self._close_run(STOPPED_REASON, status="KILLED")
+        if status == "KILLED":  # the kernel tags its interruption generically; say who stopped it
+            tracking.client().set_tag(self.run_id, tracking.ERROR_TAG, STOPPED_REASON)
+        return status
 
     def _close_run(self, reason: str, status: str = "FAILED") -> str:
         from workbench import tracking
@@ -267,7 +272,11 @@ class Launcher:
         for name, value in sorted(values.items(), key=lambda item: item[0] != "task"):
             if name not in self.controls:
                 raise ConfigError(name, value, "a RunConfig field: " + ", ".join(RunConfig.field_names()))
-            self.controls[name].value = value
+            control = self.controls[name]
+            options = [v for _, v in getattr(control, "options", ())]
+            if options and value not in options:
+                raise ConfigError(name, value, ", ".join(repr(v) for v in options))
+            control.value = value
         return self
 
     def values(self) -> dict[str, Any]:
@@ -291,20 +300,19 @@ class Launcher:
 
     def preview(self) -> list:
         """Load the data and show the task's preview (image grid, texts, spectrograms, ...)."""
-        from IPython.display import display
-
-        self.preview_output.clear_output()
-        with self.preview_output:
-            try:
-                config = self.config()
-                data = get_task(config.task).load_data(config)
-            except Exception as exc:  # a bad value or unusable data: say so where the user looks
-                print(f"{type(exc).__name__}: {exc}")
-                return []
-            print(f"{data.name} from {data.source}: {data.sizes()}, classes: {data.class_names}")
-            items = [_displayable(item) for item in get_task(config.task).preview(data)]
-            for item in items:
-                display(item)
+        # The Output widget's own API (not its context manager) also works outside a kernel.
+        out = self.preview_output
+        out.outputs = ()
+        try:
+            config = self.config()
+            data = get_task(config.task).load_data(config)
+        except Exception as exc:  # a bad value or unusable data: say so where the user looks
+            out.append_stdout(f"{type(exc).__name__}: {exc}\n")
+            return []
+        out.append_stdout(f"{data.name} from {data.source}: {data.sizes()}, classes: {data.class_names}\n")
+        items = [_displayable(item) for item in get_task(config.task).preview(data)]
+        for item in items:
+            out.append_display_data(item)
         return items
 
     def start(self) -> TrainingProcess:
