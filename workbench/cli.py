@@ -1,4 +1,4 @@
-"""The `workbench` command: train, tune, dashboard, ui, lab, demo, pipeline, schedule, scheduler.
+"""The `workbench` command: train, tune, dashboard, server, ui, lab, demo, pipeline, schedule, scheduler.
 
 Exit codes: 0 success, 1 the run failed, 2 bad input (config or data) before anything ran.
 """
@@ -51,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Serve the MLflow UI over the workbench tracking store.")
     add_bind_flags(ui, port=5000)
     ui.set_defaults(handler=cmd_ui)
+
+    server = commands.add_parser("server", help="MLflow tracking server on PostgreSQL; this home logs to it",
+                                 description="Run an MLflow tracking server (PostgreSQL backend, proxied "
+                                             "artifacts, optional basic auth) and make this home log to it.")
+    server.add_argument("--backend", metavar="URL", help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    server.add_argument("--artifacts", metavar="DIR", help="where the server keeps artifacts "
+                        "(default: <home>/server-artifacts)")
+    server.add_argument("--auth", action="store_true", help="MLflow basic auth; admin password from "
+                        "WORKBENCH_SERVER_PASSWORD, else <home>/server-password, else generated and printed once")
+    server.add_argument("--workers", type=int, default=4, help="server worker processes (default 4)")
+    server.add_argument("--forget", action="store_true",
+                        help="stop logging this home to the recorded server (back to the embedded store)")
+    add_bind_flags(server, port=5000)
+    server.set_defaults(handler=cmd_server)
 
     lab = commands.add_parser("lab", help="JupyterLab with the workbench kernel",
                               description="Start JupyterLab (token auth on) with the workbench kernel registered.")
@@ -272,11 +286,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workbench import server
+    from workbench.home import home
+
+    if args.forget:
+        return server.forget()
+    require_loopback(args.host, args.allow_remote, "server")
+    artifacts = Path(args.artifacts).expanduser().resolve() if args.artifacts else home() / server.ARTIFACTS_DIR
+    return server.serve(server.ServerSettings(args.backend, artifacts, args.auth, args.host, args.port,
+                                              args.workers))
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from workbench import tracking
 
     require_loopback(args.host, args.allow_remote, "ui")
     uri = tracking.tracking_uri()
+    if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+        print(f"this home logs to the tracking server {uri}: open its UI there", flush=True)
+        return 0
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", args.host, "--port", str(args.port)]
     print(f"MLflow UI on http://{args.host}:{args.port} over {uri}", flush=True)

@@ -32,7 +32,11 @@ MAX_TAG_LENGTH = 5000
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI if set, else the server `workbench server` recorded in the home (it must
+    answer), else the embedded SQLite store in the home."""
+    from workbench.server import recorded_uri
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or recorded_uri() or f"sqlite:///{home() / 'mlflow.db'}"
 
 
 def uses_embedded_store(uri: str) -> bool:
