@@ -13,6 +13,8 @@ _REGISTRY = {
     "images": "workbench.tasks.images:ImagesTask",
     "text": "workbench.tasks.text:TextTask",
     "speech": "workbench.tasks.speech:SpeechTask",
+    "driving": "workbench.tasks.driving:DrivingTask",
+    "gan": "workbench.tasks.gan:GanTask",
 }
 _instances: dict[str, Task] = {}
 
