@@ -166,8 +166,8 @@ def parallel_coordinates(runs: pd.DataFrame, params: list[str], metric: str, ax=
     positions = np.arange(len(axes_values))
     for row in range(len(table)):
         ax.plot(positions, [axis[row] for axis in axes_values], color=colors[row], alpha=0.8, linewidth=1.5)
+    ax.vlines(positions, -0.05, 1.05, color="0.3", linewidth=0.8)  # one vertical axis per column
     for position, ticks in zip(positions, tick_labels):
-        ax.axvline(position, color="0.3", linewidth=0.8)
         for where, label in ticks:
             ax.text(position + 0.03, where, label, fontsize=7, va="center")
     ax.set_xticks(positions, [c.split(".", 1)[1] for c in columns + [metric_column]])
