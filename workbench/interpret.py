@@ -148,6 +148,49 @@ def occlusion_html(scores: list[tuple[str, float]], title: str = "") -> str:
     return f"<div style='line-height: 1.9'>{heading}{' '.join(spans)}</div>"
 
 
+# ---- a run's model on its own test examples ---------------------------------------------------------
+
+def explain(model, data, count: int = 8) -> list:
+    """Displayable explanations of the first `count` test examples, chosen by the input's kind:
+    word occlusion (HTML) for texts, saliency and Grad-CAM (a figure) for images and frame stacks,
+    saliency over time (a figure) for waveforms and other sequences."""
+    from IPython.display import HTML
+
+    x, y = data.x_test[:count], data.y_test[:count]
+    if x.dtype == object or x.dtype.kind in "US":
+        shown = []
+        for text, label in zip(x, y):
+            scores = word_occlusion(model, str(text))
+            predicted = _predicted_labels(model, np.array([text], dtype=object), data)[0]
+            shown.append(HTML(occlusion_html(scores, f"{_label(label, data)} → {predicted}")))
+        return shown
+    titles = [f"{_label(t, data)} → {p}" for t, p in zip(y, _predicted_labels(model, x, data))]
+    maps = saliency(model, x)
+    if x.ndim >= 4:
+        try:
+            cams = grad_cam(model, x)
+        except ValueError:  # no 2-D convolution (e.g. an MLP): saliency only
+            cams = None
+        return [explanation_figure(x, maps, cams, titles)]
+    return [sequence_saliency_figure(x, maps, titles)]
+
+
+def _predicted_labels(model, x, data) -> list[str]:
+    from workbench.training import predict
+
+    outputs = np.asarray(predict(model, x)).reshape(len(x), -1)
+    if outputs.shape[1] == 1:  # a regression output, e.g. a steering angle
+        return [f"{v:.3g}" for v in outputs[:, 0]]
+    return [_label(i, data) for i in outputs.argmax(axis=1)]
+
+
+def _label(value, data) -> str:
+    names = getattr(data, "class_names", None) or []
+    if np.ndim(value) == 0 and float(value).is_integer() and 0 <= int(value) < len(names):
+        return str(names[int(value)])
+    return f"{float(np.ravel(value)[0]):.3g}"
+
+
 # ---- pictures ---------------------------------------------------------------------------------------
 
 def explanation_figure(images: np.ndarray, saliency_maps: np.ndarray, cams: np.ndarray | None = None,
@@ -160,11 +203,12 @@ def explanation_figure(images: np.ndarray, saliency_maps: np.ndarray, cams: np.n
     fig = Figure(figsize=(1.8 * count + 0.6, 1.9 * rows), layout="constrained")
     axes = fig.subplots(rows, count, squeeze=False)
     for i in range(count):
-        image = _for_display(images[i])
+        image = _for_display(images[i][-1] if np.ndim(images[i]) == 4 else images[i])  # last of stacked frames
+        salient = saliency_maps[i][-1] if np.ndim(saliency_maps[i]) == 4 else saliency_maps[i]
         gray = image.ndim == 2
         axes[0, i].imshow(image, cmap="gray" if gray else None)
         axes[0, i].set_title(titles[i] if i < len(titles) else "", fontsize=8)
-        axes[1, i].imshow(np.asarray(saliency_maps[i]).reshape(image.shape[:2] + (-1,)).max(axis=-1), cmap="hot")
+        axes[1, i].imshow(np.asarray(salient).reshape(image.shape[:2] + (-1,)).max(axis=-1), cmap="hot")
         if cams is not None:
             axes[2, i].imshow(image, cmap="gray" if gray else None)
             axes[2, i].imshow(cams[i], cmap="jet", alpha=0.45)
@@ -187,3 +231,22 @@ def _for_display(image: np.ndarray) -> np.ndarray:
         image = image[..., -3:]
     low, high = float(image.min()), float(image.max())
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def sequence_saliency_figure(x: np.ndarray, maps: np.ndarray, titles: Sequence[str] = ()):
+    """Waveforms (or other 1-D inputs) with their saliency underneath, one row per example."""
+    from matplotlib.figure import Figure
+
+    count = len(x)
+    fig = Figure(figsize=(10, 1.4 * count + 0.4), layout="constrained")
+    axes = fig.subplots(count, 1, squeeze=False)[:, 0]
+    for i, ax in enumerate(axes):
+        signal = np.asarray(x[i], dtype="float32").reshape(len(x[i]), -1)[:, 0]
+        ax.plot(signal, color="0.6", linewidth=0.6)
+        twin = ax.twinx()
+        twin.plot(np.asarray(maps[i]).reshape(len(x[i]), -1).max(axis=1), color="tab:red", linewidth=0.8)
+        twin.set_yticks([])
+        ax.set_yticks([])
+        ax.set_title(titles[i] if i < len(titles) else "", fontsize=8, loc="left")
+    fig.suptitle("input (grey) and saliency (red)")
+    return fig
