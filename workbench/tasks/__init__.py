@@ -14,7 +14,6 @@ _REGISTRY = {
     "text": "workbench.tasks.text:TextTask",
     "speech": "workbench.tasks.speech:SpeechTask",
     "driving": "workbench.tasks.driving:DrivingTask",
-    "driving": "workbench.tasks.driving:DrivingTask",
     "gan": "workbench.tasks.gan:GanTask",
 }
 _instances: dict[str, Task] = {}
