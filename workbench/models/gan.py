@@ -18,6 +18,7 @@ from workbench.models.blocks import BN_MOMENTUM, weight_penalty
 
 LEAKY_SLOPE = 0.2      # DCGAN's discriminator activation
 JUDGE_FEATURES = 64    # width of the judge's penultimate layer, where Fréchet distances are measured
+REAL_TARGET = 0.9      # one-sided label smoothing: a discriminator never quite sure keeps gradients useful
 
 
 def build_generator(latent_dim: int, image_shape: tuple[int, int, int], num_classes: int, conditional: bool,
@@ -164,9 +165,9 @@ class GAN(keras.Model):
 
     Batches are (images, one-hot labels). The discriminator learns real -> 1, generated -> 0;
     the generator learns to make the discriminator say 1 (the non-saturating loss). Both losses
-    are reported as metrics; validation also scores generated images with the judge: the Fréchet
-    distance of its features to the real validation images and, when conditional, how often it
-    recognises the requested class."""
+    are reported as metrics, beside the judge's scores of the generated images: the Fréchet
+    distance of its features to the real images of the same batches and, when conditional, how
+    often it recognises the requested class (per epoch, on training and on validation data)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int, num_classes: int,
                  conditional: bool, seed: int = 0, **kwargs):
@@ -220,16 +221,28 @@ class GAN(keras.Model):
         generated = self.generator(self.generator_inputs(labels), training=training)
         real_logits = self._discriminate(real_images, labels, training)
         fake_logits = self._discriminate(generated, labels, training)
-        discriminator_loss = (self.bce(0.9 * tf.ones_like(real_logits), real_logits)
+        discriminator_loss = (self.bce(REAL_TARGET * tf.ones_like(real_logits), real_logits)
                               + self.bce(tf.zeros_like(fake_logits), fake_logits))
         generator_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
         return generated, generator_loss, discriminator_loss
+
+    def _track(self, real_images, labels, generated, generator_loss, discriminator_loss):
+        """Update every metric: both losses, and the judge's view of real and generated images."""
+        self.generator_loss.update_state(generator_loss)
+        self.discriminator_loss.update_state(discriminator_loss)
+        features, probabilities = self.judge(tf.concat([real_images, tf.cast(generated, real_images.dtype)], 0),
+                                             training=False)
+        count = tf.shape(real_images)[0]
+        self.frechet_distance.update_state(features[:count], features[count:])
+        if self.conditional:
+            self.conditional_accuracy.update_state(labels, probabilities[count:])
+        return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         real_images, labels = data
         replicas = tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-            _, generator_loss, discriminator_loss = self._play(real_images, labels, training=True)
+            generated, generator_loss, discriminator_loss = self._play(real_images, labels, training=True)
             discriminator_total = discriminator_loss + sum(self.discriminator.losses, 0.0)  # l1/l2 penalties
             scaled_d = self.discriminator_optimizer.scale_loss(discriminator_total / replicas)
             scaled_g = self.generator_optimizer.scale_loss(generator_loss / replicas)
@@ -239,18 +252,8 @@ class GAN(keras.Model):
             zip(discriminator_tape.gradient(scaled_d, discriminator_weights), discriminator_weights))
         self.generator_optimizer.apply_gradients(
             zip(generator_tape.gradient(scaled_g, generator_weights), generator_weights))
-        self.generator_loss.update_state(generator_loss)
-        self.discriminator_loss.update_state(discriminator_loss)
-        return {"generator_loss": self.generator_loss.result(), "discriminator_loss": self.discriminator_loss.result()}
+        return self._track(real_images, labels, generated, generator_loss, discriminator_loss)
 
     def test_step(self, data):
         real_images, labels = data
-        generated, generator_loss, discriminator_loss = self._play(real_images, labels, training=False)
-        real_features, _ = self.judge(real_images, training=False)
-        fake_features, fake_probabilities = self.judge(generated, training=False)
-        self.generator_loss.update_state(generator_loss)
-        self.discriminator_loss.update_state(discriminator_loss)
-        self.frechet_distance.update_state(real_features, fake_features)
-        if self.conditional:
-            self.conditional_accuracy.update_state(labels, fake_probabilities)
-        return {m.name: m.result() for m in self.metrics}
+        return self._track(real_images, labels, *self._play(real_images, labels, training=False))

@@ -8,7 +8,8 @@ conditional (`generator_inputs` builds it).
 Quality is judged by a small CNN classifier trained on the same training split: how often it
 recognises the requested class in conditional samples, and the Fréchet distance between its
 features of real and generated images, beside the same distance between two halves of the real
-test split (what "as good as real" looks like). Baseline: a per-class Gaussian over pixels.
+test split (what "as good as real" looks like). Baseline: a per-class Gaussian over the pixels'
+principal components.
 """
 
 from __future__ import annotations
@@ -107,13 +108,14 @@ class GanTask(Task):
                                f"samples/epoch_{epoch + 1:03d}")
 
         class DivergenceGuard(keras.callbacks.Callback):
-            """The shared NaN guard watches `loss`, which a GAN does not have: watch both of its losses."""
+            """The shared NaN guard watches `loss`, which a GAN does not have: watch both of its losses
+            (per epoch: a non-finite batch makes the epoch's mean non-finite too)."""
 
-            def on_train_batch_end(self, batch, logs=None):
+            def on_epoch_end(self, epoch, logs=None):
                 for name in ("generator_loss", "discriminator_loss"):
                     value = float((logs or {}).get(name, 0.0))
                     if not math.isfinite(value):
-                        raise TrainingDiverged(f"training diverged: {name} became {value} at batch {batch + 1} "
+                        raise TrainingDiverged(f"training diverged: {name} became {value} in epoch {epoch + 1} "
                                                "(try a smaller learning_rate)")
 
         return [DivergenceGuard(), SampleGrid()]
