@@ -241,7 +241,7 @@ def curves_figure(curves: pd.DataFrame, metric: str, labels: dict[str, str] | No
         ax.plot(values.index + 1, values.to_numpy(), "-o", markersize=3,
                 label=(labels or {}).get(run_id, run_id[:8]))
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if len(curves.columns):
         ax.legend(fontsize=8)
     return fig

@@ -159,13 +159,15 @@ class TrainingProcess:
         return len({p.step for p in tracking.client().get_metric_history(self.run_id, "epoch_seconds")})
 
     def curves(self) -> dict[str, list[float]]:
-        """Per-epoch values of every metric that has a `val_` twin (loss, accuracy, ...), and the twins."""
+        """Per-epoch values of every validation metric (`val_loss`, `val_accuracy`, ...) and of its
+        training twin where there is one."""
         from workbench import tracking
 
         logger = tracking.RunLogger(self.run_id)
         latest = logger.client.get_run(self.run_id).data.metrics
-        names = sorted(k for k in latest if f"val_{k}" in latest and not k.startswith(("test_", "baseline_")))
-        return logger.metric_history([key for name in names for key in (name, f"val_{name}")])
+        names = sorted(k.removeprefix("val_") for k in latest if k.startswith("val_") and k != "val_examples")
+        keys = [key for name in names for key in (name, f"val_{name}") if key in latest]
+        return logger.metric_history(keys)
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -417,8 +419,12 @@ class Launcher:
         others = [control for name, control in self.controls.items() if control not in main]
         advanced = widgets.Accordion(children=[widgets.VBox(others)], titles=("All other settings",))
         advanced.selected_index = None
+        # Two columns: what to train (choices) beside how long and how fast (numbers).
+        choices = [c for c in main if isinstance(c, (widgets.Dropdown, widgets.Text))]
+        numbers = [c for c in main if c not in choices]
         buttons = widgets.HBox([self.preview_button, self.start_button, self.stop_button])
-        return widgets.VBox([widgets.HTML("<h3>Train a model</h3>"), widgets.VBox(main), advanced, buttons,
+        return widgets.VBox([widgets.HTML("<h3>Train a model</h3>"),
+                             widgets.HBox([widgets.VBox(choices), widgets.VBox(numbers)]), advanced, buttons,
                              self.progress, self.message, self.curves_image, self.preview_output])
 
     def _repr_mimebundle_(self, **kwargs):
@@ -447,7 +453,7 @@ def _curves_png(curves: dict[str, list[float]], config: RunConfig) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    names = [k for k in curves if not k.startswith("val_")]
+    names = list(dict.fromkeys(k.removeprefix("val_") for k in curves))
     fig = Figure(figsize=(4.2 * max(1, len(names)), 3), layout="constrained")
     axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
     for ax, name in zip(axes, names):
@@ -455,7 +461,7 @@ def _curves_png(curves: dict[str, list[float]], config: RunConfig) -> bytes:
             values = curves.get(key) or []
             ax.plot(range(1, len(values) + 1), values, style, label=key, markersize=3)
         ax.set(title=name, xlabel="epoch", xlim=(0.5, max(config.epochs, 1) + 0.5))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=8)
     return _png(fig)
 
