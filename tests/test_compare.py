@@ -45,7 +45,10 @@ def runs(home):
 
 
 def test_find_runs_filters_by_experiment_task_model_status_and_metric(runs):
+    import workbench
     from workbench.compare import find_runs
+
+    assert workbench.find_runs is find_runs and workbench.run_url.__module__ == "workbench.compare"
 
     everything = find_runs()
     assert set(everything.run_id) == set(runs.values())
