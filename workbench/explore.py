@@ -136,11 +136,15 @@ class TrainingProcess:
         self.command = [sys.executable, "-m", "workbench", "train", *config_flags(config)]
         # The child must log into the same store this process reads, whatever its working directory.
         env = {**os.environ, "MLFLOW_RUN_ID": self.run_id, "WORKBENCH_HOME": str(home())}
-        with open(self.log, "wb") as log:
-            # A session of its own: interrupting the notebook's kernel leaves the run alone, and
-            # stop() can signal the whole group.
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+        try:
+            with open(self.log, "wb") as log:
+                # A session of its own: interrupting the notebook's kernel leaves the run alone, and
+                # stop() can signal the whole group.
+                self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                start_new_session=True)
+        except OSError as exc:  # the run exists already: it must not stay RUNNING
+            tracking.end_run(self.run_id, error=f"could not start `workbench train`: {exc}")
+            raise
         self.started = time.time()
 
     @property
@@ -361,15 +365,17 @@ class Launcher:
 
     def _watch(self) -> None:
         run = self.current
-        while run.running:
-            self.poll()
-            time.sleep(self.poll_seconds)
         try:
-            status = run.wait()
-        except Exception as exc:  # the store may be unreachable; the display must still end
-            status = f"unknown ({exc})"
-        self.poll(final_status=status)
-        self.start_button.disabled, self.stop_button.disabled = False, True
+            while run.running:
+                self.poll()
+                time.sleep(self.poll_seconds)
+            try:
+                status = run.wait()
+            except Exception as exc:  # the store may be unreachable; the display must still end
+                status = f"unknown ({exc})"
+            self.poll(final_status=status)
+        finally:
+            self.start_button.disabled, self.stop_button.disabled = False, True
 
     def poll(self, final_status: str | None = None) -> None:
         """Update the progress bar, the message and (on a new epoch) the curves from MLflow."""
