@@ -126,7 +126,10 @@ def _answers(url: str, timeout: float) -> bool:
 def forget() -> int:
     path = record_path()
     if path.exists():
-        url = json.loads(path.read_text()).get("url", "?")
+        try:
+            url = json.loads(path.read_text()).get("url", "?")
+        except ValueError:
+            url = "(unreadable record)"
         path.unlink()
         print(f"forgot the tracking server {url}: this home logs to sqlite:///{home() / 'mlflow.db'} again")
     else:
