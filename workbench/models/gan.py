@@ -23,7 +23,10 @@ REAL_TARGET = 0.9      # one-sided label smoothing: a discriminator never quite 
 
 def build_generator(latent_dim: int, image_shape: tuple[int, int, int], num_classes: int, conditional: bool,
                     config) -> keras.Model:
-    """Dense -> two stride-2 transposed convolutions -> image; works for any side (cropped to fit)."""
+    """Dense -> two (upsample x2, convolution) stages -> image; any side works (cropped to fit).
+
+    Upsampling then convolving, rather than transposed convolutions, avoids checkerboard
+    artefacts; on 8x8 digits it also escaped the initial mode collapse several epochs sooner."""
     height, width, channels = image_shape
     base_h, base_w = math.ceil(height / 4), math.ceil(width / 4)
     inputs = keras.Input(shape=(latent_dim + (num_classes if conditional else 0),),
