@@ -96,7 +96,7 @@ def test_start_trains_a_digits_run_in_the_background_to_finished(home):
     assert run.data.params["epochs"] == "1" and run.data.tags["model"] == "mlp"
     assert f"notebook/train-{process.run_id}.ipynb" in artifact_paths(home, process.run_id)  # via papermill
     assert (launcher.progress.value, launcher.progress.max) == (1, 1)
-    assert launcher.curves_image.value[:4] == b"\x89PNG"
+    assert launcher.curves_image.value[:4] == b"\x89PNG" and launcher.curves_image.layout.display is None
     assert "FINISHED" in launcher.message.value and process.run_id[:8] in launcher.message.value
     assert launcher.start_button.disabled is False and launcher.stop_button.disabled is True
 

@@ -263,7 +263,8 @@ class Launcher:
                                             layout=widgets.Layout(width="420px"))
         self.message = widgets.HTML(value="Choose a configuration, then Start.")
         self.message.add_class("workbench-launcher-status")  # a handle for browser tests and styling
-        self.curves_image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+        # Hidden until the first epoch: an empty image shows as a broken picture.
+        self.curves_image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px", display="none"))
         self.preview_output = widgets.Output()
         self.preview_button.on_click(lambda _: self.preview())
         self.start_button.on_click(lambda _: self._report(self.start))
@@ -389,6 +390,7 @@ class Launcher:
         self.progress.value = min(done, self.progress.max)
         if curves:
             self.curves_image.value = _curves_png(curves, run.config)
+            self.curves_image.layout.display = None
         self._shown_epochs = done
         if final_status is None:
             phase = f"epoch {done} of {run.config.epochs} done" if done else "loading data and building the model"
