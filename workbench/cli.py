@@ -315,11 +315,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from workbench.home import PROJECT_ROOT
+    from workbench.home import PROJECT_ROOT, home
     from workbench.notebooks import ensure_kernel
 
     require_loopback(args.host, args.allow_remote, "lab")
     ensure_kernel()
+    # Kernels start in the notebook's folder: pin the home so their runs land where `workbench ui` looks.
+    os.environ["WORKBENCH_HOME"] = str(home())
     jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or "jupyter"
     command = [jupyter, "lab", f"--ServerApp.ip={args.host}", f"--ServerApp.port={args.port}",
                "--ServerApp.open_browser=False", f"--ServerApp.root_dir={PROJECT_ROOT}"]
