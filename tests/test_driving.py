@@ -177,7 +177,8 @@ def test_models_take_raw_frames(model, shape, output):
     if model == "pilotnet":
         convs = [layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)]
         assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
-            (24, (5, 5), (2, 2)), (36, (5, 5), (2, 2)), (48, (5, 5), (2, 2)), (64, (3, 3), (1, 1)), (64, (3, 3), (1, 1))]
+            (24, (5, 5), (2, 2)), (36, (5, 5), (2, 2)), (48, (5, 5), (2, 2)),
+            (64, (3, 3), (1, 1)), (64, (3, 3), (1, 1))]
         assert [d.units for d in net.layers if isinstance(d, keras.layers.Dense)] == [100, 50, 10, 1]
 
 
@@ -221,7 +222,8 @@ def test_udacity_log_with_or_without_header_and_any_path_style(tmp_path, header,
         assert len(sequence) == last - first + 1
         # the frame really is the row's center image, resized to 96x96
         assert sequence.frames.shape[1:] == (96, 96, 3)
-        assert np.abs(sequence.frames[:, 40, 40, 0].astype(int) - 4 * (np.arange(first, last + 1) - first_row)).max() <= 3
+        expected_red = 4 * (np.arange(first, last + 1) - first_row)
+        assert np.abs(sequence.frames[:, 40, 40, 0].astype(int) - expected_red).max() <= 3
         assert sequence.frames[:, 40, 40, 1].max() <= 3
     lefts = [s for s in parts.train if "left" in s.name]
     rights = [s for s in parts.train if "right" in s.name]

@@ -190,10 +190,11 @@ def drive(track_seeds: list[int], steps: int = 0, policy: Policy | None = None, 
     envs = [make_env(WARMUP_STEPS + limit + 1) for _ in track_seeds]
     try:
         observations, totals = [], [0.0] * len(envs)
-        for env, seed in zip(envs, track_seeds):
+        for i, (env, seed) in enumerate(zip(envs, track_seeds)):
             observation, _ = env.reset(seed=seed)
             for _ in range(WARMUP_STEPS):  # the zoom-in: the same expert start for everyone
                 observation, reward, *_ = _act(env, expert_steering(env))
+                totals[i] += reward
             observations.append(observation)
         history = [deque([obs] * max(1, frame_stack), maxlen=max(1, frame_stack)) for obs in observations]
         frames = [[obs] if i < keep_frames else [] for i, obs in enumerate(observations)]

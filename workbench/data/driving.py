@@ -60,7 +60,8 @@ def track_seeds(tracks: int, seed: int) -> list[int]:
 def recording_path(track_seed: int, steps: int) -> Path:
     from workbench.home import data_cache
 
-    return data_cache() / "carracing" / f"v{RECORDING_VERSION}-track{track_seed}-steps{steps or 'lap'}.npz"
+    length = f"{steps}steps" if steps else "lap"
+    return data_cache() / "carracing" / f"v{RECORDING_VERSION}-track{track_seed}-{length}.npz"
 
 
 def record_tracks(seeds: list[int], steps: int, progress=print) -> list[Sequence]:

@@ -131,28 +131,6 @@ class ClassificationTask(Task):
 
         return [classification_metric(config)]
 
-    def compile(self, model: "keras.Model", config: "RunConfig", data: "Splits", replicas: int = 1) -> None:
-        """Optimizer, loss and metrics; a task with a custom train_step (e.g. a GAN) overrides it."""
-        from workbench.training import compile_model
-
-        compile_model(model, config, self, data, replicas)
-
-    def epoch_callbacks(self, config: "RunConfig", data: "Splits", run) -> list:
-        """Extra Keras callbacks; `run` is the run's logger (log_figure, log_metrics, log_bytes, ...)."""
-        return []
-
-    def test_metrics(self, model: "keras.Model", config: "RunConfig", data: "Splits") -> dict[str, float]:
-        """The loss on the test split (metrics beyond it come from `evaluate`)."""
-        from workbench.training import input_pipeline
-
-        test = input_pipeline(data.x_test, self.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
-        results = model.evaluate(test, verbose=0, return_dict=True)
-        return {"test_loss": float(results["loss"])}
-
-    def exported_model(self, model: "keras.Model", data: "Splits"):
-        """What is logged as the run's model, with an input example: (model, example)."""
-        return model, data.x_test[:5]
-
     def targets(self, y, config: "RunConfig", data: "Splits"):
         from workbench.models.blocks import classification_targets
 
