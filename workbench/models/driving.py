@@ -72,17 +72,17 @@ def cnn_lstm(config: RunConfig, input_shape: tuple[int, ...], crop: tuple[int, i
 
 
 def unet(config: RunConfig, input_shape: tuple[int, ...]) -> keras.Model:
-    """A small U-Net (16-32-64 channels, 128 at the bottom) predicting P(road) per pixel."""
+    """A small U-Net (8-16-32 channels, 64 at the bottom) predicting P(road) per pixel."""
     frames = keras.Input(shape=input_shape, name="frame")
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(frames)
     skips = []
-    for filters in (16, 32, 64):
+    for filters in (8, 16, 32):
         x = blocks.conv_bn(blocks.conv_bn(x, filters, config), filters, config)
         skips.append(x)
         x = layers.MaxPooling2D()(x)
-    x = blocks.conv_bn(blocks.conv_bn(x, 128, config), 128, config)
+    x = blocks.conv_bn(blocks.conv_bn(x, 64, config), 64, config)
     x = layers.Dropout(config.dropout)(x) if config.dropout else x
-    for filters, skip in zip((64, 32, 16), reversed(skips)):
+    for filters, skip in zip((32, 16, 8), reversed(skips)):
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
         x = layers.Concatenate()([x, skip])
         x = blocks.conv_bn(blocks.conv_bn(x, filters, config), filters, config)

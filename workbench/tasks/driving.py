@@ -23,10 +23,11 @@ STEERING_MODELS = ("pilotnet", "cnn", "cnn-lstm")
 STEERING_LOSSES = ("mse", "mae", "huber")
 # Rows cut (top, bottom) before steering models look at a frame. CarRacing draws the car's front
 # wheels turned by the current steering, and its bottom bar shows that angle too: a model that sees
-# either copies the steering already applied instead of reading the road (offline RMSE ~0.008,
-# the copycat problem). The bottom 32 rows hold the car and the bar; the road ahead stays.
+# either can copy the steering already applied instead of reading the road (the copycat problem).
+# The bottom 32 rows hold the car and the bar; the road ahead stays.
 CARRACING_CROP = (0, 32)
 UDACITY_CROP = (24, 10)    # sky and bonnet; PilotNet needs >= 61 rows left
+SEGMENTATION_EVERY = 10    # unet learns from every 10th frame: neighbours are near duplicates
 SALIENCY_FRAMES = 4
 SEGMENTATION_FRAMES = 6
 GIF_EVERY = 3              # every 3rd step at 50/3 frames per second: real time
@@ -80,12 +81,14 @@ class DrivingTask(Task):
         arrays = {}
         for split, sequences in (("train", parts.train), ("val", parts.val), ("test", parts.test)):
             x, y, owner = driving.examples(sequences, stack)
+            if config.model == "unet":  # neighbouring frames are near duplicates
+                x, owner = x[::SEGMENTATION_EVERY], owner[::SEGMENTATION_EVERY]
             if len(x) == 0:
                 raise DataError(f"{parts.source}: the {split} split has no examples "
                                 f"({len(sequences)} sequence(s), shortest {min(map(len, sequences))} frames"
                                 + (f", frame_stack {stack})" if stack else ")"))
-            if config.model == "unet":  # in chunks: the colour test needs a few int16 copies of the frames
-                y = np.concatenate([driving.road_mask(x[i:i + 2048]) for i in range(0, len(x), 2048)])
+            if config.model == "unet":
+                y = driving.road_mask(x)
             arrays[split] = (x, y, owner)
         return Splits(*arrays["train"][:2], *arrays["val"][:2], *arrays["test"][:2],
                       class_names=["background", "road"] if config.model == "unet" else ["steering"],
@@ -192,6 +195,7 @@ class DrivingTask(Task):
             "closed_loop_laps_finished": float(sum(d.lap_finished for d in driven)),
             "closed_loop_expert_coverage": float(expert_coverage.mean()),
             "closed_loop_expert_reward": float(np.mean([d.reward for d in expert])),
+            "closed_loop_expert_laps_finished": float(sum(d.lap_finished for d in expert)),
             "closed_loop_coverage_ratio": float(model_coverage.sum() / max(expert_coverage.sum(), 1e-12)),
             "closed_loop_worst_coverage_ratio": float(np.min(model_coverage / np.maximum(expert_coverage, 1e-12))),
         })
