@@ -77,7 +77,7 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
         run.log_dataset(data)
         if data.notes:  # what the loader changed or skipped, readable beside the run
             run.log_bytes("\n".join(data.notes).encode(), "data_notes.txt")
-            run.set_tags({"data_notes": "; ".join(data.notes)[:5000]})
+            run.set_tags({"data_notes": "; ".join(data.notes)[:tracking.MAX_TAG_LENGTH]})
 
         with placement.strategy.scope():
             model = task.build_model(config, data)
