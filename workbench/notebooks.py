@@ -17,8 +17,10 @@ from workbench.config import RunConfig
 from workbench.home import NOTEBOOKS_DIR, executed_notebooks
 
 KERNEL_NAME = "workbench"
+ENGINE_NAME = "workbench"
 DEFAULT_CELL_TIMEOUT = 3600
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+REPLY_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -74,7 +76,7 @@ def execute(notebook: str | Path, parameters: dict, output: Path, cell_timeout: 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=ensure_kernel(),
+            str(notebook), str(output), parameters=parameters, kernel_name=ensure_kernel(), engine_name=_engine(),
             execution_timeout=cell_timeout, progress_bar=False, cwd=os.getcwd(),
             stdout_file=sys.stdout if echo else None, stderr_file=sys.stderr if echo else None,
         )
@@ -83,6 +85,56 @@ def execute(notebook: str | Path, parameters: dict, output: Path, cell_timeout: 
     except Exception as exc:  # kernel death, timeout, missing kernel
         return f"notebook execution failed: {type(exc).__name__}: {exc}"
     return None
+
+
+def _engine() -> str:
+    """Register the papermill engine that waits for cell replies in short polls.
+
+    nbclient waits for a cell's execute_reply with one zmq poll as long as the cell timeout. After
+    a cell that opens widgets (ipywidgets.interact), that poll can miss the reply that has already
+    arrived and sleep out the whole timeout (jupyter/nbclient#312): an hour with our default.
+    Polling in one-second slices re-checks the socket, so such a miss costs at most a second.
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger as papermill_logger
+
+    class SlicedPollClient(PapermillNotebookClient):
+        async def async_start_new_kernel_client(self):
+            client = await super().async_start_new_kernel_client()
+            client.shell_channel.get_msg = _sliced(client.shell_channel.get_msg)
+            return client
+
+    class SlicedPollEngine(NBClientEngine):
+        # NBClientEngine.execute_managed_notebook with our client; papermill maps its names onto
+        # nbclient's the same way.
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("input_path", "timeout", "startup_timeout")}
+            return SlicedPollClient(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                                    kernel_name=kernel_name, log=papermill_logger, log_output=log_output,
+                                    stdout_file=stdout_file, stderr_file=stderr_file, **kwargs).execute()
+
+    papermill_engines.register(ENGINE_NAME, SlicedPollEngine)
+    return ENGINE_NAME
+
+
+def _sliced(get_msg):
+    """get_msg(timeout) as a loop of polls of at most REPLY_POLL_SECONDS each."""
+    from queue import Empty
+    from time import monotonic
+
+    async def get_msg_in_slices(timeout: float | None = None):
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            left = REPLY_POLL_SECONDS if deadline is None else max(0.0, deadline - monotonic())
+            try:
+                return await get_msg(timeout=min(left, REPLY_POLL_SECONDS))
+            except Empty:
+                if deadline is not None and monotonic() >= deadline:
+                    raise
+    return get_msg_in_slices
 
 
 def to_html(executed: Path) -> Path | None:
