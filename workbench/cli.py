@@ -154,8 +154,6 @@ def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
 
 
 def run_training(config: RunConfig, in_process: bool, run_id: str | None = None, cell_timeout: int = 3600) -> int:
-    from workbench import tracking
-
     if in_process:
         from workbench.runs import train
 
@@ -177,6 +175,8 @@ def run_training(config: RunConfig, in_process: bool, run_id: str | None = None,
         run_id, error = outcome.run_id, outcome.error
         if outcome.executed.exists():
             print(f"executed notebook: {outcome.executed}")
+    from workbench import tracking  # after the notebook: loading MLflow overlapped with its kernel
+
     print_run_summary(run_id)
     if error:
         print(f"workbench train: run {run_id} FAILED: {error}", file=sys.stderr)

@@ -1,15 +1,23 @@
 """Papermill execution of the workbench notebooks, and archiving of the executed copies.
 
-The parent process (CLI, pipeline step) creates the MLflow run, the notebook kernel trains into
-it, and the parent attaches the executed notebook (.ipynb and rendered .html) afterwards, also
-when a cell failed, so the error is visible in the MLflow UI.
+`workbench train` starts the kernel first: the kernel creates the MLflow run (the same
+`workbench.train` call as --in-process) and names it in a hand-off file, while this process
+loads MLflow and nbconvert in a thread instead of before the kernel starts. Afterwards this
+process attaches the executed notebook (.ipynb and rendered .html), also when a cell failed, so
+the error is visible in the MLflow UI. Callers that created the run already (resume, the
+launcher, pipelines) pass its id.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +29,7 @@ ENGINE_NAME = "workbench"
 DEFAULT_CELL_TIMEOUT = 3600
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 REPLY_POLL_SECONDS = 1.0
+RUN_ID_FILE_ENV = "WORKBENCH_RUN_ID_FILE"  # where a kernel's new top-level run writes its id
 
 
 @dataclass
@@ -69,6 +78,7 @@ def _kernel_argv(spec_dir: Path) -> list[str] | None:
 def execute(notebook: str | Path, parameters: dict, output: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT,
             echo: bool = True) -> str | None:
     """Run a notebook with papermill; returns None on success or the failing cell's error."""
+    _import_papermill()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -100,6 +110,10 @@ def _engine() -> str:
     from papermill.log import logger as papermill_logger
 
     class SlicedPollClient(PapermillNotebookClient):
+        # Once the last cell has replied, everything it logged is stored; a graceful shutdown
+        # would wait seconds for TensorFlow's interpreter teardown. "immediate" kills the
+        # kernel's process group, children included.
+        shutdown_kernel = "immediate"
         async def async_start_new_kernel_client(self):
             client = await super().async_start_new_kernel_client()
             client.shell_channel.get_msg = _sliced(client.shell_channel.get_msg)
@@ -138,11 +152,10 @@ def _sliced(get_msg):
 
 
 def to_html(executed: Path) -> Path | None:
-    import nbconvert
-
     if not executed.exists():
         return None
-    body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
+    with _HTML_LOCK:
+        body, _ = _html_exporter().from_filename(str(executed))
     html = executed.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
@@ -151,24 +164,94 @@ def to_html(executed: Path) -> Path | None:
 def train_with_notebook(config: RunConfig, run_id: str | None = None,
                         cell_timeout: int = DEFAULT_CELL_TIMEOUT, echo: bool = True) -> NotebookRun:
     """`workbench train`: execute notebooks/train.ipynb into an MLflow run and attach the result."""
-    from workbench import tracking
+    from workbench.server import recorded_uri
 
-    run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or tracking.create_run(config)
-    executed = executed_notebooks() / f"train-{run_id}.ipynb"
+    recorded_uri()  # a recorded tracking server that is down is an error before any kernel starts
+    run_id = run_id or os.environ.get("MLFLOW_RUN_ID")
+    pending = executed_notebooks() / f"train-{run_id or time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.ipynb"
+    _import_papermill()
     error = None
-    try:
-        error = execute(NOTEBOOKS_DIR / "train.ipynb", {**config.to_dict(), "run_id": run_id}, executed,
-                        cell_timeout, echo)
-    except KeyboardInterrupt:
-        error = "interrupted by the user"
-        raise
-    finally:
-        html = _attach(run_id, executed)
-        if error:
-            tracking.end_run(run_id, error, status="KILLED" if error.startswith("interrupted") else "FAILED")
-        elif tracking.run_status(run_id) == "RUNNING":  # the kernel always ends it; be safe
-            tracking.end_run(run_id)
+    with tempfile.TemporaryDirectory(prefix="workbench-run-") as handoff:
+        id_file = Path(handoff) / "run_id"
+        kernel_done = threading.Event()
+        loading = threading.Thread(target=_load_attach_tools, args=(run_id, id_file, kernel_done), daemon=True)
+        loading.start()
+        try:
+            with _environment({RUN_ID_FILE_ENV: str(id_file)}):
+                error = execute(NOTEBOOKS_DIR / "train.ipynb", {**config.to_dict(), "run_id": run_id}, pending,
+                                cell_timeout, echo)
+        except KeyboardInterrupt:
+            error = "interrupted by the user"
+            raise
+        finally:
+            kernel_done.set()
+            loading.join()
+            from workbench import tracking
+
+            # A kernel that failed before it created its run still leaves a FAILED run behind,
+            # holding the notebook that shows the error.
+            run_id = run_id or (id_file.read_text() if id_file.exists() else tracking.create_run(config))
+            executed = pending.replace(pending.with_name(f"train-{run_id}.ipynb")) if pending.exists() else pending
+            html = _attach(run_id, executed)
+            if error:
+                tracking.end_run(run_id, error, status="KILLED" if error.startswith("interrupted") else "FAILED")
+            elif tracking.run_status(run_id) == "RUNNING":  # the kernel always ends it; be safe
+                tracking.end_run(run_id)
     return NotebookRun(run_id, executed, html, error)
+
+
+def _import_papermill() -> None:
+    # jsonschema (via nbformat) builds an IRI grammar at import when rfc3987-syntax is installed:
+    # 1.5 s here, for a format check notebook validation never makes.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import papermill  # noqa: F401
+
+
+def _load_attach_tools(run_id: str | None, id_file: Path, kernel_done: threading.Event) -> None:
+    """Beside the kernel: load MLflow, the store and the HTML exporter that attaching needs.
+
+    Only a head start: whatever fails here is done again, and reported, after the kernel.
+    """
+    try:
+        import nbformat
+
+        with _HTML_LOCK:
+            _html_exporter().from_notebook_node(nbformat.v4.new_notebook())  # loads the templates
+        from workbench import tracking
+
+        # The kernel may be creating a new store: open it only once the kernel's run exists.
+        while run_id is None and not id_file.exists() and not kernel_done.wait(0.2):
+            pass
+        run_id = run_id or (id_file.read_text() if id_file.exists() else None)
+        if run_id:
+            tracking.run_status(run_id)
+    except Exception:
+        pass
+
+
+_HTML_LOCK = threading.Lock()  # one exporter, reused (its templates load once); pipeline steps share it
+
+
+@functools.lru_cache(maxsize=1)
+def _html_exporter():
+    import nbconvert
+
+    return nbconvert.HTMLExporter()
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables (a kernel started meanwhile inherits them), then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _attach(run_id: str, executed: Path) -> Path | None:
