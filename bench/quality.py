@@ -24,6 +24,8 @@ CASES = {  # name: (flags, goal)
                        0.93),
     "fashion-resnet-augmented": (["--task", "images", "--dataset", "fashion-mnist", "--model", "resnet",
                                   "--epochs", "10", "--augment", "true"], 0.93),
+    "fashion-resnet-regularized": (["--task", "images", "--dataset", "fashion-mnist", "--model", "resnet",
+                                    "--epochs", "10", "--dropout", "0.3", "--l2", "0.0005"], 0.93),
     "digits-cnn": (["--task", "images", "--dataset", "digits", "--model", "cnn", "--epochs", "10"], 0.98),
     "speech-ds-cnn": (["--task", "speech", "--model", "ds-cnn", "--epochs", "30"], 0.90),
     "fortunes-bow": (["--task", "text", "--model", "bow", "--epochs", "10", "--dropout", "0.5"], None),

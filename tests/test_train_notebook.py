@@ -104,3 +104,25 @@ def test_logged_model_loads_and_predicts(trained):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
     info = mlflow.models.get_model_info(f"models:/{model_outputs[0].model_id}")
     assert info.signature is not None and info.saved_input_example_info is not None
+
+
+def test_the_executed_notebook_is_named_after_the_run_the_kernel_created(trained):
+    home, run, result = trained
+    run_id = run.info.run_id
+    assert {p.name for p in (home / "notebooks").iterdir()} == {f"train-{run_id}.ipynb", f"train-{run_id}.html"}
+    assert f"executed notebook: {home / 'notebooks' / f'train-{run_id}.ipynb'}" in result.stdout
+
+
+def test_a_kernel_names_its_first_top_level_run_in_the_hand_off_file(home, tmp_path, monkeypatch):
+    import workbench
+    from workbench.notebooks import RUN_ID_FILE_ENV
+
+    handoff = tmp_path / "run_id"
+    monkeypatch.setenv(RUN_ID_FILE_ENV, str(handoff))
+    first = workbench.train("images", dataset="digits", model="mlp", epochs=1, verbose=0, evaluate=False)
+    assert handoff.read_text() == first.run_id
+    workbench.train("images", dataset="digits", model="mlp", epochs=1, verbose=0, evaluate=False,
+                    parent_run_id=first.run_id)
+    workbench.train("images", dataset="digits", model="mlp", epochs=1, verbose=0, evaluate=False)
+    assert handoff.read_text() == first.run_id
+    assert not (tmp_path / "run_id.partial").exists()
