@@ -114,6 +114,7 @@ def _engine() -> str:
         # would wait seconds for TensorFlow's interpreter teardown. "immediate" kills the
         # kernel's process group, children included.
         shutdown_kernel = "immediate"
+
         async def async_start_new_kernel_client(self):
             client = await super().async_start_new_kernel_client()
             client.shell_channel.get_msg = _sliced(client.shell_channel.get_msg)
