@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from queue import Empty
 
 import pytest
@@ -24,10 +25,17 @@ class ReplyAfter:
         raise Empty
 
 
+def run_in_own_loop(coroutine):
+    # The session's Playwright browser (sync API) keeps an event loop running in the main thread,
+    # where asyncio.run refuses to start; nbclient runs its loop in a thread of its own then, and so do we.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_a_missed_reply_is_picked_up_by_the_next_short_poll():
     channel = ReplyAfter(delay=1.5)
     started = time.monotonic()
-    reply = asyncio.run(_sliced(channel.get_msg)(timeout=3600))
+    reply = run_in_own_loop(_sliced(channel.get_msg)(timeout=3600))
     assert reply == {"msg_type": "execute_reply"}
     assert time.monotonic() - started < 1.5 + 2 * REPLY_POLL_SECONDS
     assert max(channel.timeouts) <= REPLY_POLL_SECONDS
@@ -37,5 +45,5 @@ def test_no_reply_still_times_out_at_the_cell_timeout():
     channel = ReplyAfter(delay=60)
     started = time.monotonic()
     with pytest.raises(Empty):
-        asyncio.run(_sliced(channel.get_msg)(timeout=2.5))
+        run_in_own_loop(_sliced(channel.get_msg)(timeout=2.5))
     assert 2.5 <= time.monotonic() - started < 2.5 + REPLY_POLL_SECONDS
