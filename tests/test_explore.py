@@ -103,7 +103,8 @@ def test_start_trains_a_digits_run_in_the_background_to_finished(home):
 
 @pytest.mark.slow
 def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
-    launcher = Launcher(poll_seconds=0.5).set(dataset="digits", model="mlp", epochs=100)
+    # cnn: an epoch of about a second, so 100 of them outlast the stop even on a loaded machine (mlp ends in seconds)
+    launcher = Launcher(poll_seconds=0.5).set(dataset="digits", model="cnn", epochs=100)
     process = launcher.start()
     deadline = time.monotonic() + 600
     while process.epochs_done() < 1:  # stop it while it trains, not while the kernel starts
