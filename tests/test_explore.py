@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 
 import ipywidgets as widgets
@@ -105,7 +106,12 @@ def test_start_trains_a_digits_run_in_the_background_to_finished(home):
 def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
     # cnn: an epoch of about a second, so 100 of them outlast the stop even on a loaded machine (mlp ends in seconds)
     launcher = Launcher(poll_seconds=0.5).set(dataset="digits", model="cnn", epochs=100)
-    process = launcher.start()
+    # As when JupyterLab was started from a background shell: SIGINT ignored, and children inherit that.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = launcher.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 600
     while process.epochs_done() < 1:  # stop it while it trains, not while the kernel starts
         assert process.running and time.monotonic() < deadline, process.log_tail()
@@ -117,6 +123,8 @@ def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
     run = client(home).get_run(process.run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["error"] == STOPPED_REASON
+    # `workbench train` heard the interrupt (not killed after the grace): it attached the notebook
+    assert f"notebook/train-{process.run_id}.ipynb" in artifact_paths(home, process.run_id)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
     assert process.process.returncode is not None
     assert 1 <= launcher.progress.value < 100 and "KILLED" in launcher.message.value

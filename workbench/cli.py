@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -154,6 +155,10 @@ def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
 
 
 def run_training(config: RunConfig, in_process: bool, run_id: str | None = None, cell_timeout: int = 3600) -> int:
+    # Stopping a run (the launcher's Stop, Ctrl-C) is SIGINT, which ends it KILLED. A shell that starts
+    # a program in the background makes it ignore SIGINT, and its children inherit that: undo it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if in_process:
         from workbench.runs import train
 
