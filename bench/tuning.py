@@ -67,17 +67,14 @@ class Budget:
         return next((i + 1 for i, a in enumerate(self.accuracies) if a >= target), None)
 
 
-class BudgetSpent(RuntimeError):
-    pass
-
-
 class Counting(keras.callbacks.Callback):
-    def __init__(self, budget: Budget, on_epoch=None, spent_error: type[Exception] = BudgetSpent):
+    def __init__(self, budget: Budget, on_epoch=None, spent_error: type[Exception] | None = None):
         super().__init__()
         self.budget, self.on_epoch, self.spent_error = budget, on_epoch, spent_error
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.budget.exhausted:
+        # Only a tuner that starts trials by itself (KerasTuner) can start one with the budget spent.
+        if self.spent_error and self.budget.exhausted:
             raise self.spent_error("budget of epochs spent")
 
     def on_epoch_end(self, epoch, logs=None):
