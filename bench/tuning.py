@@ -20,10 +20,12 @@ dataset's scale). The goal is judged at the first target.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -110,9 +112,20 @@ def train_epochs(config: RunConfig, epochs: int, callbacks) -> float:
     return max(history.history.get("val_accuracy", [0.0]))
 
 
-def optuna_search(name: str, seed: int, budget: Budget, sampler, pruner) -> None:
+class SharedHistoryHyperband(optuna.pruners.BasePruner):
+    """Hyperband's brackets decide pruning, but the sampler sees every bracket's trials (as in BOHB):
+    Optuna narrows the sampler's view only for a HyperbandPruner, which this wrapper is not."""
+
+    def __init__(self, brackets: optuna.pruners.HyperbandPruner):
+        self.brackets = brackets
+
+    def prune(self, study, trial) -> bool:
+        return self.brackets.prune(study, trial)
+
+
+def optuna_search(seed: int, budget: Budget, sampler, pruner) -> None:
     # A fixed name: Hyperband assigns trials to brackets by a hash of it, so a random one varies the result.
-    study = optuna.create_study(study_name=f"{name}-seed{seed}", direction="maximize", sampler=sampler, pruner=pruner)
+    study = optuna.create_study(study_name=f"bench-seed{seed}", direction="maximize", sampler=sampler, pruner=pruner)
 
     def objective(trial):
         def report(epoch, logs):
@@ -162,12 +175,11 @@ def keras_tuner_search(seed: int, budget: Budget) -> None:
 def run(method: str, seed: int, limit: int) -> Budget:
     budget = Budget(limit)
     if method == "optuna-tpe-hyperband":  # the workbench's own defaults
-        optuna_search(method, seed, budget, make_sampler("tpe", seed), make_pruner("hyperband", MAX_EPOCHS))
-    elif method == "optuna-tpe-hyperband-per-bracket":  # Optuna's own HyperbandPruner: TPE sees one bracket
-        optuna_search(method, seed, budget, make_sampler("tpe", seed),
-                      optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_EPOCHS, reduction_factor=3))
+        optuna_search(seed, budget, make_sampler("tpe", seed), make_pruner("hyperband", MAX_EPOCHS))
+    elif method == "optuna-tpe-hyperband-shared-history":  # a variant measured and not shipped: see BENCHMARKS.md
+        optuna_search(seed, budget, make_sampler("tpe", seed), SharedHistoryHyperband(make_pruner("hyperband", MAX_EPOCHS)))
     elif method == "random-no-pruning":
-        optuna_search(method, seed, budget, optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner())
+        optuna_search(seed, budget, optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner())
     else:
         keras_tuner_search(seed, budget)
     return budget
@@ -187,7 +199,8 @@ def random_p90(budgets: list[Budget]) -> float:
     return float(np.quantile(trial_bests, 0.9, method="lower"))
 
 
-def main(dataset: str, limit: int, seeds: int, methods: tuple[str, ...], targets: tuple[float, ...]) -> None:
+def main(dataset: str, limit: int, seeds: int, methods: tuple[str, ...], targets: tuple[float, ...],
+         save: str | None = None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     load(dataset)
     print(f"images/{dataset}/mlp ({len(DATA.y_train)} training, {len(DATA.y_val)} validation images), "
@@ -198,6 +211,8 @@ def main(dataset: str, limit: int, seeds: int, methods: tuple[str, ...], targets
         for seed in range(seeds):
             budgets.append(run(method, seed, limit))
             print(f"  {method} seed {seed}: best {budgets[-1].best:.4f}", file=sys.stderr, flush=True)
+            if save:  # after every search: a long run stopped early keeps what it measured
+                Path(save).write_text(json.dumps({m: [b.accuracies for b in bs] for m, bs in searches.items()}))
     if "random-no-pruning" in searches:
         targets = (*targets, random_p90(searches["random-no-pruning"]))
         print(f"random-p90 target: {targets[-1]:.4f}\n")
@@ -221,7 +236,8 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=int, default=200, help="training epochs per search")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--save", help="write every search's per-epoch validation accuracies to this JSON file")
     parser.add_argument("--targets", help="fixed target accuracies, comma-separated (default: the dataset's)")
     args = parser.parse_args()
     fixed = tuple(float(t) for t in args.targets.split(",")) if args.targets else FIXED_TARGETS[args.dataset]
-    main(args.dataset, args.budget, args.seeds, tuple(args.methods.split(",")), fixed)
+    main(args.dataset, args.budget, args.seeds, tuple(args.methods.split(",")), fixed, args.save)

@@ -161,41 +161,6 @@ def test_pruning_callback_fails_loudly_when_the_metric_is_missing():
         callback.on_epoch_end(0, {"loss": np.float32(0.3)})
 
 
-class SeenTrials(optuna.samplers.RandomSampler):
-    """Records how many finished trials the sampler is shown when it samples each new trial."""
-
-    def __init__(self):
-        super().__init__(seed=0)
-        self.seen = []
-
-    def sample_independent(self, study, trial, name, distribution):
-        self.seen.append(len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))))
-        return super().sample_independent(study, trial, name, distribution)
-
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_the_shipped_hyperband_shows_the_sampler_every_bracket(shared):
-    from workbench.tuning import make_pruner
-
-    sampler = SeenTrials()
-    pruner = make_pruner("hyperband", 9) if shared else optuna.pruners.HyperbandPruner(1, 9, 3)
-    study = optuna.create_study(study_name="brackets", direction="maximize", sampler=sampler, pruner=pruner)
-
-    def objective(trial):
-        x = trial.suggest_float("x", 0, 1)
-        for step in range(9):
-            trial.report(x * (step + 1), step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return x * 9
-
-    study.optimize(objective, n_trials=30)
-    states = {t.state for t in study.trials}
-    assert {TrialState.PRUNED, TrialState.COMPLETE} <= states  # the brackets still prune
-    # Trial n sees all n earlier trials only when the sampler is not confined to its bracket.
-    assert (sampler.seen == list(range(30))) == shared, sampler.seen
-
-
 def test_register_moves_the_champion_alias_only_on_improvement(home):
     first = tune(**QUICK, trials=2, study="reg", register="digits-mlp", progress=False)
     second = tune(**QUICK, trials=3, study="reg", register="digits-mlp", progress=False)

@@ -59,9 +59,7 @@ def make_pruner(name: str, epochs: int):
     import optuna
 
     if name == "hyperband":
-        from workbench.tuning.pruning import SharedHistoryHyperband
-
-        return SharedHistoryHyperband(min_resource=1, max_resource=epochs, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     return optuna.pruners.NopPruner()

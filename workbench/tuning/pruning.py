@@ -26,19 +26,3 @@ class PruningCallback(keras.callbacks.Callback):
         self.trial.report(float(logs[self.monitor]), step=epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}: {self.monitor}={logs[self.monitor]:.4f}")
-
-
-class SharedHistoryHyperband(optuna.pruners.BasePruner):
-    """Hyperband brackets decide pruning; the sampler learns from the trials of every bracket.
-
-    Optuna's HyperbandPruner also hides the other brackets' trials from the sampler, so TPE starts
-    over in each bracket, random start-up trials included. BOHB (Falkner et al., 2018) fits one
-    model to all brackets. Optuna filters the sampler's view only for a HyperbandPruner, so this
-    wrapper, which is not one, keeps the brackets for pruning and gives the sampler everything.
-    """
-
-    def __init__(self, min_resource: int, max_resource: int, reduction_factor: int = 3):
-        self.brackets = optuna.pruners.HyperbandPruner(min_resource, max_resource, reduction_factor)
-
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return self.brackets.prune(study, trial)  # compares the trial with its own bracket only
