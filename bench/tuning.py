@@ -45,6 +45,7 @@ FASHION_TRAIN_IMAGES = 12_000
 TASK = get_task("images")
 SPACE = TASK.search_space("mlp")
 BASE = DATA = None  # set by load(): the benchmark's run config and data
+STUDY_PREFIX = "bench"  # --study-prefix: another prefix, other Hyperband brackets for the same seeds
 
 
 def load(dataset: str) -> None:
@@ -112,20 +113,10 @@ def train_epochs(config: RunConfig, epochs: int, callbacks) -> float:
     return max(history.history.get("val_accuracy", [0.0]))
 
 
-class SharedHistoryHyperband(optuna.pruners.BasePruner):
-    """Hyperband's brackets decide pruning, but the sampler sees every bracket's trials (as in BOHB):
-    Optuna narrows the sampler's view only for a HyperbandPruner, which this wrapper is not."""
-
-    def __init__(self, brackets: optuna.pruners.HyperbandPruner):
-        self.brackets = brackets
-
-    def prune(self, study, trial) -> bool:
-        return self.brackets.prune(study, trial)
-
-
 def optuna_search(seed: int, budget: Budget, sampler, pruner) -> None:
     # A fixed name: Hyperband assigns trials to brackets by a hash of it, so a random one varies the result.
-    study = optuna.create_study(study_name=f"bench-seed{seed}", direction="maximize", sampler=sampler, pruner=pruner)
+    study = optuna.create_study(study_name=f"{STUDY_PREFIX}-seed{seed}", direction="maximize", sampler=sampler,
+                                pruner=pruner)
 
     def objective(trial):
         def report(epoch, logs):
@@ -176,8 +167,6 @@ def run(method: str, seed: int, limit: int) -> Budget:
     budget = Budget(limit)
     if method == "optuna-tpe-hyperband":  # the workbench's own defaults
         optuna_search(seed, budget, make_sampler("tpe", seed), make_pruner("hyperband", MAX_EPOCHS))
-    elif method == "optuna-tpe-hyperband-shared-history":  # a variant measured and not shipped: see BENCHMARKS.md
-        optuna_search(seed, budget, make_sampler("tpe", seed), SharedHistoryHyperband(make_pruner("hyperband", MAX_EPOCHS)))
     elif method == "random-no-pruning":
         optuna_search(seed, budget, optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner())
     else:
@@ -236,8 +225,10 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=int, default=200, help="training epochs per search")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--study-prefix", default=STUDY_PREFIX, help="Optuna study names are <prefix>-seed<N>")
     parser.add_argument("--save", help="write every search's per-epoch validation accuracies to this JSON file")
     parser.add_argument("--targets", help="fixed target accuracies, comma-separated (default: the dataset's)")
     args = parser.parse_args()
+    STUDY_PREFIX = args.study_prefix
     fixed = tuple(float(t) for t in args.targets.split(",")) if args.targets else FIXED_TARGETS[args.dataset]
     main(args.dataset, args.budget, args.seeds, tuple(args.methods.split(",")), fixed, args.save)
