@@ -183,7 +183,8 @@ def mean_epochs_to(target: float, budgets: list[Budget]) -> float:
 
 
 def random_p90(budgets: list[Budget]) -> float:
-    """The best accuracy of the top tenth of random-search trials (each exactly MAX_EPOCHS long)."""
+    """The best accuracy of the top tenth of random-search trials (MAX_EPOCHS long; a search's last
+    trial may be cut short by the budget)."""
     trial_bests = [max(b.accuracies[i:i + MAX_EPOCHS]) for b in budgets for i in range(0, b.used, MAX_EPOCHS)]
     return float(np.quantile(trial_bests, 0.9, method="lower"))
 
