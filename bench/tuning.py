@@ -2,7 +2,7 @@
 Hyperband, on the same task, search space and budget of training epochs.
 
     .venv/bin/python bench/tuning.py [--dataset digits|fashion-mnist] [--budget EPOCHS] [--seeds N]
-                                     [--methods M,...] [--targets A,B,...]
+                                     [--methods M,...] [--targets A,B,...] [--study-prefix P] [--save F.json]
 
 Task: images/<dataset>/mlp, the images task's default search space (learning rate, optimizer,
 activation, dropout, L2, batch size), at most 9 epochs per trial. fashion-mnist uses 12,000 of its
