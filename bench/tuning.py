@@ -2,15 +2,21 @@
 Hyperband, on the same task, search space and budget of training epochs.
 
     .venv/bin/python bench/tuning.py [--dataset digits|fashion-mnist] [--budget EPOCHS] [--seeds N]
-                                     [--methods M,...] [--targets A,B,...] [--study-prefix P] [--save F.json]
+                                     [--methods M,...] [--targets A,B,...] [--study-prefix P]
+                                     [--space FILE.yaml] [--save F.json]
+    .venv/bin/python bench/tuning.py --report F.json,G.json [--budget EPOCHS] [--targets ...]
 
 Task: images/<dataset>/mlp, the images task's default search space (learning rate, optimizer,
-activation, dropout, L2, batch size), at most 9 epochs per trial. fashion-mnist uses 12,000 of its
+activation, dropout, L2, batch size) or that space with the fields of --space replaced (every
+method searches the same space), at most 9 epochs per trial. fashion-mnist uses 12,000 of its
 training images (all 6,000 validation images) so that a search fits in minutes on a laptop. For
 every method and seed it records the validation accuracy of every epoch, in order; from that, the
 best within the budget and the number of epochs spent when the validation accuracy first reached
 each target. Epochs are counted the same way for all methods (one Keras epoch = one unit), so
 per-trial overheads do not enter. No MLflow logging: this measures the search, not the tracking.
+
+--report reads searches saved by --save (e.g. methods run in parallel processes) and prints the
+same table.
 
 Targets: the fixed ones given (digits: 0.99, 0.98, 0.97), and "random-p90", the accuracy that one
 in ten random-search trials reaches in the same run (a top-10% configuration, whatever the
@@ -37,20 +43,20 @@ from workbench.config import RunConfig  # noqa: E402
 from workbench.tasks import get_task  # noqa: E402
 from workbench.training import compile_model, input_pipeline, seed_everything  # noqa: E402
 from workbench.tuning import make_pruner, make_sampler  # noqa: E402
-from workbench.tuning.space import suggest  # noqa: E402
+from workbench.tuning.space import load_space, suggest  # noqa: E402
 
 MAX_EPOCHS = 9
 FIXED_TARGETS = {"digits": (0.99, 0.98, 0.97), "fashion-mnist": ()}  # 0.99 on digits: at most 1 of 144 wrong
 FASHION_TRAIN_IMAGES = 12_000
 TASK = get_task("images")
-SPACE = TASK.search_space("mlp")
-BASE = DATA = None  # set by load(): the benchmark's run config and data
+BASE = DATA = SPACE = None  # set by load(): the benchmark's run config, data and search space
 STUDY_PREFIX = "bench"  # --study-prefix: another prefix, other Hyperband brackets for the same seeds
 
 
-def load(dataset: str) -> None:
-    global BASE, DATA
+def load(dataset: str, space: str | None) -> None:
+    global BASE, DATA, SPACE
     BASE = RunConfig.from_dict(task="images", dataset=dataset, model="mlp", epochs=MAX_EPOCHS, lr_schedule="constant")
+    SPACE = load_space(space, TASK.search_space("mlp"), BASE)
     DATA = TASK.load_data(BASE)
     if dataset == "fashion-mnist":
         DATA.x_train, DATA.y_train = DATA.x_train[:FASHION_TRAIN_IMAGES], DATA.y_train[:FASHION_TRAIN_IMAGES]
@@ -134,16 +140,17 @@ def optuna_search(seed: int, budget: Budget, sampler, pruner) -> None:
 def keras_tuner_search(seed: int, budget: Budget) -> None:
     import keras_tuner as kt
 
+    def suggest_kt(hp, name, spec):  # the same space in KerasTuner's terms
+        if spec["type"] == "categorical":
+            return hp.Choice(name, spec["choices"])
+        sampling = "log" if spec.get("log") else "linear"
+        if spec["type"] == "int":
+            return hp.Int(name, int(spec["low"]), int(spec["high"]), step=spec.get("step"), sampling=sampling)
+        return hp.Float(name, float(spec["low"]), float(spec["high"]), step=spec.get("step"), sampling=sampling)
+
     class HyperModel(kt.HyperModel):
         def build(self, hp):
-            values = {
-                "learning_rate": hp.Float("learning_rate", 1e-4, 1e-2, sampling="log"),
-                "optimizer": hp.Choice("optimizer", ["adam", "rmsprop", "sgd"]),
-                "activation": hp.Choice("activation", ["relu", "gelu", "tanh"]),
-                "dropout": hp.Float("dropout", 0.0, 0.5),
-                "l2": hp.Float("l2", 1e-6, 1e-3, sampling="log"),
-                "batch_size": hp.Choice("batch_size", [32, 64, 128]),
-            }
+            values = {name: suggest_kt(hp, name, spec) for name, spec in SPACE.items()}
             self.config = BASE.replace(seed=seed, **values)
             model = TASK.build_model(self.config, DATA)
             compile_model(model, self.config, TASK, DATA)
@@ -189,12 +196,11 @@ def random_p90(budgets: list[Budget]) -> float:
     return float(np.quantile(trial_bests, 0.9, method="lower"))
 
 
-def main(dataset: str, limit: int, seeds: int, methods: tuple[str, ...], targets: tuple[float, ...],
-         save: str | None = None) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    load(dataset)
+def search_all(dataset: str, space: str | None, limit: int, seeds: int, methods: tuple[str, ...],
+               save: str | None) -> dict[str, list[Budget]]:
+    load(dataset, space)
     print(f"images/{dataset}/mlp ({len(DATA.y_train)} training, {len(DATA.y_val)} validation images), "
-          f"budget {limit} epochs per search, {seeds} seeds\n")
+          f"budget {limit} epochs per search, {seeds} seeds, space {space or 'default'}\n")
     searches = {}
     for method in methods:
         budgets = searches[method] = []
@@ -203,6 +209,23 @@ def main(dataset: str, limit: int, seeds: int, methods: tuple[str, ...], targets
             print(f"  {method} seed {seed}: best {budgets[-1].best:.4f}", file=sys.stderr, flush=True)
             if save:  # after every search: a long run stopped early keeps what it measured
                 Path(save).write_text(json.dumps({m: [b.accuracies for b in bs] for m, bs in searches.items()}))
+    return searches
+
+
+def saved(files: list[str], limit: int) -> dict[str, list[Budget]]:
+    """Searches written by --save; a method saved in several files keeps the first file's."""
+    searches = {}
+    for file in files:
+        for method, runs in json.loads(Path(file).read_text()).items():
+            searches.setdefault(method, [])
+            if len(searches[method]) < len(runs):
+                searches[method] = [Budget(limit) for _ in runs]
+                for budget, accuracies in zip(searches[method], runs):
+                    budget.accuracies = accuracies
+    return searches
+
+
+def report(searches: dict[str, list[Budget]], limit: int, targets: tuple[float, ...]) -> None:
     if "random-no-pruning" in searches:
         targets = (*targets, random_p90(searches["random-no-pruning"]))
         print(f"random-p90 target: {targets[-1]:.4f}\n")
@@ -229,7 +252,14 @@ if __name__ == "__main__":
     parser.add_argument("--study-prefix", default=STUDY_PREFIX, help="Optuna study names are <prefix>-seed<N>")
     parser.add_argument("--save", help="write every search's per-epoch validation accuracies to this JSON file")
     parser.add_argument("--targets", help="fixed target accuracies, comma-separated (default: the dataset's)")
+    parser.add_argument("--space", help="YAML search space replacing fields of the task's default one")
+    parser.add_argument("--report", help="comma-separated --save files: print their table, search nothing")
     args = parser.parse_args()
     STUDY_PREFIX = args.study_prefix
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = tuple(float(t) for t in args.targets.split(",")) if args.targets else FIXED_TARGETS[args.dataset]
-    main(args.dataset, args.budget, args.seeds, tuple(args.methods.split(",")), fixed, args.save)
+    if args.report:
+        found = saved(args.report.split(","), args.budget)
+    else:
+        found = search_all(args.dataset, args.space, args.budget, args.seeds, tuple(args.methods.split(",")), args.save)
+    report(found, args.budget, fixed)
