@@ -152,6 +152,7 @@ def keras_tuner_search(seed: int, budget: Budget) -> None:
         def build(self, hp):
             values = {name: suggest_kt(hp, name, spec) for name, spec in SPACE.items()}
             self.config = BASE.replace(seed=seed, **values)
+            seed_everything(seed)  # the same initial weights as the Optuna trials, and repeatable searches
             model = TASK.build_model(self.config, DATA)
             compile_model(model, self.config, TASK, DATA)
             return model
