@@ -1,10 +1,10 @@
 """Search efficiency: Optuna (TPE + Hyperband) vs random search without pruning vs KerasTuner's
 Hyperband, on the same task, search space and budget of training epochs.
 
-    .venv/bin/python bench/tuning.py [--dataset digits|fashion-mnist] [--budget EPOCHS] [--seeds N]
+    .venv/bin/python bench/tuning.py [--dataset digits|fashion-mnist] [--budget EPOCHS] [--seeds N] [--first-seed S]
                                      [--methods M,...] [--targets A,B,...] [--study-prefix P]
                                      [--space FILE.yaml] [--save F.json]
-    .venv/bin/python bench/tuning.py --report F.json,G.json [--budget EPOCHS] [--targets ...]
+    .venv/bin/python bench/tuning.py --report F.json,G.json [--targets ...]
 
 Task: images/<dataset>/mlp, the images task's default search space (learning rate, optimizer,
 activation, dropout, L2, batch size) or that space with the fields of --space replaced (every
@@ -15,8 +15,8 @@ best within the budget and the number of epochs spent when the validation accura
 each target. Epochs are counted the same way for all methods (one Keras epoch = one unit), so
 per-trial overheads do not enter. No MLflow logging: this measures the search, not the tracking.
 
---report reads searches saved by --save (e.g. methods run in parallel processes) and prints the
-same table.
+--report reads searches saved by --save (e.g. methods or seeds run in parallel processes) and
+prints the same table; a method's searches found in several files are taken as further seeds.
 
 Targets: the fixed ones given (digits: 0.99, 0.98, 0.97), and "random-p90", the accuracy that one
 in ten random-search trials reaches in the same run (a top-10% configuration, whatever the
@@ -197,15 +197,15 @@ def random_p90(budgets: list[Budget]) -> float:
     return float(np.quantile(trial_bests, 0.9, method="lower"))
 
 
-def search_all(dataset: str, space: str | None, limit: int, seeds: int, methods: tuple[str, ...],
+def search_all(dataset: str, space: str | None, limit: int, seeds: range, methods: tuple[str, ...],
                save: str | None) -> dict[str, list[Budget]]:
     load(dataset, space)
     print(f"images/{dataset}/mlp ({len(DATA.y_train)} training, {len(DATA.y_val)} validation images), "
-          f"budget {limit} epochs per search, {seeds} seeds, space {space or 'default'}\n")
+          f"budget {limit} epochs per search, seeds {seeds.start}..{seeds.stop - 1}, space {space or 'default'}\n")
     searches = {}
     for method in methods:
         budgets = searches[method] = []
-        for seed in range(seeds):
+        for seed in seeds:
             budgets.append(run(method, seed, limit))
             print(f"  {method} seed {seed}: best {budgets[-1].best:.4f}", file=sys.stderr, flush=True)
             if save:  # after every search: a long run stopped early keeps what it measured
@@ -213,27 +213,25 @@ def search_all(dataset: str, space: str | None, limit: int, seeds: int, methods:
     return searches
 
 
-def saved(files: list[str], limit: int) -> dict[str, list[Budget]]:
-    """Searches written by --save; a method saved in several files keeps the first file's."""
+def saved(files: list[str]) -> dict[str, list[Budget]]:
+    """Searches written by --save; a method's searches in several files are further seeds, in order."""
     searches = {}
     for file in files:
         for method, runs in json.loads(Path(file).read_text()).items():
-            searches.setdefault(method, [])
-            if len(searches[method]) < len(runs):
-                searches[method] = [Budget(limit) for _ in runs]
-                for budget, accuracies in zip(searches[method], runs):
-                    budget.accuracies = accuracies
+            for accuracies in runs:
+                searches.setdefault(method, []).append(Budget(len(accuracies)))
+                searches[method][-1].accuracies = accuracies
     return searches
 
 
-def report(searches: dict[str, list[Budget]], limit: int, targets: tuple[float, ...]) -> None:
+def report(searches: dict[str, list[Budget]], targets: tuple[float, ...]) -> None:
     if "random-no-pruning" in searches:
         targets = (*targets, random_p90(searches["random-no-pruning"]))
         print(f"random-p90 target: {targets[-1]:.4f}\n")
     print("| method | best val accuracy per seed | " + " | ".join(f"epochs to {t:.4f} per seed (mean)" for t in targets) + " |")
     print("|---|---|" + "---|" * len(targets))
     for method, budgets in searches.items():
-        cells = [", ".join(str(b.first_hit(t) or f"not within {limit}") for b in budgets) + f" ({mean_epochs_to(t, budgets):.1f})"
+        cells = [", ".join(str(b.first_hit(t) or f"not within {b.used}") for b in budgets) + f" ({mean_epochs_to(t, budgets):.1f})"
                  for t in targets]
         print(f"| {method} | {', '.join(f'{b.best:.4f}' for b in budgets)} | " + " | ".join(cells) + " |")
     if not set(METHODS) <= set(searches):
@@ -249,6 +247,7 @@ if __name__ == "__main__":
     parser.add_argument("--dataset", choices=tuple(FIXED_TARGETS), default="digits")
     parser.add_argument("--budget", type=int, default=200, help="training epochs per search")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--study-prefix", default=STUDY_PREFIX, help="Optuna study names are <prefix>-seed<N>")
     parser.add_argument("--save", help="write every search's per-epoch validation accuracies to this JSON file")
@@ -260,7 +259,8 @@ if __name__ == "__main__":
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fixed = tuple(float(t) for t in args.targets.split(",")) if args.targets else FIXED_TARGETS[args.dataset]
     if args.report:
-        found = saved(args.report.split(","), args.budget)
+        found = saved(args.report.split(","))
     else:
-        found = search_all(args.dataset, args.space, args.budget, args.seeds, tuple(args.methods.split(",")), args.save)
-    report(found, args.budget, fixed)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        found = search_all(args.dataset, args.space, args.budget, seeds, tuple(args.methods.split(",")), args.save)
+    report(found, fixed)
