@@ -140,7 +140,9 @@ def optuna_search(seed: int, budget: Budget, sampler, pruner) -> None:
 def keras_tuner_search(seed: int, budget: Budget) -> None:
     import keras_tuner as kt
 
-    def suggest_kt(hp, name, spec):  # the same space in KerasTuner's terms
+    # The same space in KerasTuner's terms. Not workbench.tuning.space.suggest behind an adapter: that
+    # passes step=1 to every int, and KerasTuner reads a step on a log scale as a factor.
+    def suggest_kt(hp, name, spec):
         if spec["type"] == "categorical":
             return hp.Choice(name, spec["choices"])
         sampling = "log" if spec.get("log") else "linear"
