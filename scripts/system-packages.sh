@@ -3,7 +3,8 @@
 # apt-get; otherwise the exact command is printed and the workbench falls back to bundled data.
 set -euo pipefail
 
-PACKAGES=(dataset-fashion-mnist fortunes espeak-ng postgresql chromium)
+PACKAGES=(dataset-fashion-mnist fortunes espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k
+          festvox-us-slt-hts hedgewars-data postgresql chromium)
 
 command -v dpkg-query >/dev/null 2>&1 || { echo "system packages: not a Debian system; using bundled data"; exit 0; }
 missing=()

@@ -28,7 +28,7 @@ def test_cli_strings_are_coerced():
     ({"epochs": "three"}, "epochs", "an integer"),
     ({"epochs": 2.5}, "epochs", "an integer"),
     ({"epochs": True}, "epochs", "not a boolean"),
-    ({"learning_rate": 0}, "learning_rate", "> 0"),
+    ({"learning_rate": -1}, "learning_rate", "> 0"),
     ({"dropout": 1.0}, "dropout", "[0, 1)"),
     ({"optimizer": "adagrad"}, "optimizer", "adam, sgd, rmsprop"),
     ({"activation": "swish"}, "activation", "relu, sigmoid, tanh, gelu"),

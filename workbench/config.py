@@ -16,6 +16,7 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+EMBEDDINGS = ("learned", "glove", "glove-frozen")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber")
 
 
@@ -40,10 +41,13 @@ class RunConfig:
     task: str = field(default="images", metadata=_help("what to learn: a registered task name"))
     dataset: str = field(default="", metadata=_help("dataset name or folder:PATH; empty = task default"))
     model: str = field(default="", metadata=_help("architecture; empty = task default"))
-    epochs: int = field(default=5, metadata=_help("passes over the training split"))
+    epochs: int = field(default=0, metadata=_help("passes over the training split; 0 = the task's default (speech "
+                                                  "and text: enough gradient steps for the data's size, stopping "
+                                                  "early when validation stops improving)"))
     batch_size: int = field(default=64, metadata=_help("examples per gradient step"))
     optimizer: str = field(default="adam", metadata=_help("one of " + ", ".join(OPTIMIZERS)))
-    learning_rate: float = field(default=1e-3, metadata=_help("optimizer step size"))
+    learning_rate: float = field(default=0.0, metadata=_help("optimizer step size; 0 = the model's default "
+                                                               "(1e-3; pretrained encoders 5e-5)"))
     lr_schedule: str = field(default="cosine", metadata=_help("learning-rate schedule: cosine decay to 0 "
                                                                 "over the run, or constant"))
     momentum: float = field(default=0.9, metadata=_help("momentum for sgd (ignored otherwise)"))
@@ -60,6 +64,14 @@ class RunConfig:
     precision: str = field(default="auto", metadata=_help("dtype policy: " + ", ".join(PRECISIONS)))
     jit_compile: bool = field(default=False, metadata=_help("compile the training step with XLA"))
     steps_per_execution: int = field(default=1, metadata=_help("batches per compiled call (fewer host round trips)"))
+    vocabulary_size: int = field(default=0, metadata=_help("text: most frequent words kept; 0 = from the data "
+                                                           "(words seen at least twice, at most 20,000)"))
+    sequence_length: int = field(default=0, metadata=_help("text: tokens read per text (minilm: its maximum "
+                                                           "length); 0 = from the data (95th percentile)"))
+    embeddings: str = field(default="learned", metadata=_help("text sequence models: " + ", ".join(EMBEDDINGS)
+                                                              + " (GloVe 6B 50-d, fine-tuned or frozen)"))
+    frozen_layers: int = field(default=0, metadata=_help("minilm: encoder layers kept frozen, counted from the "
+                                                         "input; -1 = all (only the head learns)"))
     text_column: str = field(default="text", metadata=_help("text column of csv: datasets"))
     label_column: str = field(default="label", metadata=_help("label column of csv: datasets"))
     augment: bool = field(default=False, metadata=_help("images: random shifts of training images, plus left-right "
@@ -106,10 +118,11 @@ class RunConfig:
     # ---- validation ---------------------------------------------------------------------
 
     def _check_ranges(self) -> None:
-        _require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _require(self.epochs >= 0, "epochs", self.epochs, "an integer >= 1, or 0 for the task's default")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, ", ".join(OPTIMIZERS))
-        _require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        _require(self.learning_rate >= 0, "learning_rate", self.learning_rate,
+                 "a number > 0, or 0 for the model's default")
         _require(self.lr_schedule in SCHEDULES, "lr_schedule", self.lr_schedule, ", ".join(SCHEDULES))
         _require(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
         _require(self.activation in ACTIVATIONS, "activation", self.activation, ", ".join(ACTIVATIONS))
@@ -130,6 +143,11 @@ class RunConfig:
         _require(self.track_steps >= 0, "track_steps", self.track_steps, "an integer >= 0 (0 = one lap)")
         _require(self.closed_loop_steps >= -1, "closed_loop_steps", self.closed_loop_steps,
                  "an integer >= -1 (0 = one lap, -1 = skip)")
+        _require(self.vocabulary_size >= 0, "vocabulary_size", self.vocabulary_size, "an integer >= 0 (0 = from the data)")
+        _require(self.sequence_length >= 0, "sequence_length", self.sequence_length,
+                 "an integer >= 0 (0 = from the data)")
+        _require(self.embeddings in EMBEDDINGS, "embeddings", self.embeddings, ", ".join(EMBEDDINGS))
+        _require(self.frozen_layers >= -1, "frozen_layers", self.frozen_layers, "an integer >= -1 (-1 = all)")
         _require(self.latent_dim >= 1, "latent_dim", self.latent_dim, "an integer >= 1")
 
     def _with_task_defaults(self) -> "RunConfig":
@@ -137,11 +155,14 @@ class RunConfig:
 
         _require(self.task in task_names(), "task", self.task, ", ".join(task_names()))
         task = get_task(self.task)
+        model = self.model or task.default_model
         config = dataclasses.replace(
             self,
             dataset=self.dataset or task.default_dataset,
-            model=self.model or task.default_model,
-            loss=self.loss or task.default_loss_for(self.model or task.default_model),
+            model=model,
+            epochs=self.epochs or task.default_epochs,  # 0 stays 0 where the task picks epochs from the data
+            learning_rate=self.learning_rate or task.default_learning_rate_for(model),
+            loss=self.loss or task.default_loss_for(model),
             experiment=self.experiment or f"workbench-{self.task}",
         )
         task.check_dataset_name(config.dataset)

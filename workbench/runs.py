@@ -54,13 +54,15 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
     from workbench.distribute import place
     from workbench.figures import training_curves
     from workbench.home import checkpoints
-    from workbench.training import fit, predict, resumable_epoch, seed_everything
+    from workbench.training import fit, predict, resolve_epochs, resumable_epoch, seed_everything
 
     config = make_config(config, **overrides)
     task = get_task(config.task)
     placement = place(config)  # before any other TensorFlow work: it may split devices
     seed_everything(config.seed)
     data = data if data is not None else task.load_data(config)
+    epochs_from_data = config.epochs == 0
+    config = resolve_epochs(config, task, data, placement.replicas)
 
     with tracking.tracked_run(config, run_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags,
                               stopped_early=stopped_early, enabled=placement.chief) as run:
@@ -70,6 +72,9 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
             print(f"resuming run {run.run_id} at epoch {resumed_from + 1} of {config.epochs}")
             run.set_tags({"resumed_from_epoch": str(resumed_from)})
         run.set_tags(placement.describe())
+        if epochs_from_data:
+            run.set_tags({"epochs_chosen": f"from the data: up to {config.epochs} epochs, early stopping "
+                                           f"after {config.patience} without improvement"})
         print(f"strategy {placement.kind} ({placement.reason}): {placement.replicas} replica(s) on "
               f"{', '.join(placement.devices)}; precision {placement.precision}")
         run.log_metrics({**{f"{split}_examples": n for split, n in data.sizes().items()},

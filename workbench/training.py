@@ -47,6 +47,20 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndar
     return model.predict(tf.data.Dataset.from_tensor_slices(x).batch(batch_size), verbose=0)
 
 
+def resolve_epochs(config: RunConfig, task: Task, data: Splits, replicas: int = 1) -> RunConfig:
+    """With epochs 0 (the task picks them): enough epochs for the task's gradient-step target on
+    this data's size, and early stopping on validation unless the config sets a patience.
+
+    Counting steps rather than epochs is what makes one default fit a 500-clip folder and a
+    50,000-image set alike."""
+    if config.epochs:
+        return config
+    steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+    low, high = task.auto_epoch_range
+    epochs = int(np.clip(-(-task.auto_steps // steps_per_epoch), low, high))
+    return config.replace(epochs=epochs, patience=config.patience or task.auto_patience)
+
+
 def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     rate = config.learning_rate
     if config.lr_schedule == "cosine":

@@ -41,6 +41,14 @@ class Task:
     default_loss: str = ""
     monitor: str = "val_loss"          # what early stopping and pruning watch
     monitor_mode: str = "min"
+    default_epochs: int = 5            # 0: chosen from the data's size (see training.resolve_epochs)
+    auto_steps: int = 3000             # with epochs chosen from the data: gradient steps aimed at,
+    auto_epoch_range: tuple[int, int] = (10, 200)  # within these epochs,
+    auto_patience: int = 10            # stopping after this many epochs without a better validation score
+
+    def default_learning_rate_for(self, model: str) -> float:
+        """The step size used when the config gives none (pretrained models want smaller ones)."""
+        return 1e-3
 
     def search_space(self, model: str) -> dict[str, dict]:
         """What tuning varies by default for `model` (see workbench.tuning.space for the format)."""
