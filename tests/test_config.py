@@ -23,7 +23,7 @@ def test_cli_strings_are_coerced():
 @pytest.mark.parametrize("values, field, allowed", [
     ({"task": "poetry"}, "task", "images"),
     ({"model": "vgg99"}, "model", "mlp, cnn, resnet"),
-    ({"dataset": "imagenet"}, "dataset", "fashion-mnist, digits, folder:PATH"),
+    ({"dataset": "imagenet"}, "dataset", "fashion-mnist, mnist, digits, folder:PATH"),
     ({"epochs": -1}, "epochs", ">= 1"),
     ({"epochs": "three"}, "epochs", "an integer"),
     ({"epochs": 2.5}, "epochs", "an integer"),

@@ -23,6 +23,7 @@ def test_every_runconfig_field_has_a_control_with_its_default_and_help(home):
         assert control.description == field.name
         assert control.tooltip == field.metadata["help"]
     assert launcher.config() == RunConfig.from_dict({})  # untouched controls = the defaults
+    assert launcher.controls["epochs"].value == 0 and launcher.controls["learning_rate"].value == 1e-3
     assert isinstance(launcher.controls["epochs"], widgets.IntSlider)
     assert isinstance(launcher.controls["learning_rate"], widgets.FloatLogSlider)
     assert isinstance(launcher.controls["jit_compile"], widgets.Checkbox)

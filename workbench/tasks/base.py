@@ -46,6 +46,10 @@ class Task:
     auto_epoch_range: tuple[int, int] = (10, 200)  # within these epochs,
     auto_patience: int = 10            # stopping after this many epochs without a better validation score
 
+    def max_epochs(self, config: "RunConfig") -> int:
+        """The most epochs a run of `config` can take (what a pruner's budget counts in)."""
+        return config.epochs or self.auto_epoch_range[1]
+
     def default_learning_rate_for(self, model: str) -> float:
         """The step size used when the config gives none (pretrained models want smaller ones)."""
         return 1e-3

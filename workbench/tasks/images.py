@@ -1,4 +1,4 @@
-"""Image classification: Fashion-MNIST, scikit-learn digits or a class-per-folder tree.
+"""Image classification: Fashion-MNIST, MNIST, scikit-learn digits or a class-per-folder tree.
 
 Models: `mlp`, `cnn` (4 conv + batch norm) and `resnet` (small residual net).
 Baseline: logistic regression on raw pixels, trained on the same training split.
@@ -21,7 +21,7 @@ FLIPPABLE = ("fashion-mnist",)  # mirrored clothes are still the same class; mir
 
 class ImagesTask(ClassificationTask):
     name = "images"
-    datasets = ("fashion-mnist", "digits")
+    datasets = ("fashion-mnist", "mnist", "digits")
     dataset_prefixes = ("folder:",)
     models = ("mlp", "cnn", "resnet")
     losses = ("sparse_categorical_crossentropy", "categorical_crossentropy", "mse", "binary_crossentropy")
@@ -41,6 +41,8 @@ class ImagesTask(ClassificationTask):
 
         if config.dataset == "fashion-mnist":
             source = sources.load_fashion_mnist()
+        elif config.dataset == "mnist":
+            source = sources.load_mnist()
         elif config.dataset == "digits":
             source = sources.load_digits()
         else:

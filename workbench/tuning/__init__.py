@@ -96,7 +96,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     the_study = optuna.create_study(
         study_name=study_name, storage=storage_object, load_if_exists=True,
         direction="maximize" if task_spec.monitor_mode == "max" else "minimize",
-        sampler=make_sampler(sampler, base.seed), pruner=make_pruner(pruner, base.epochs))
+        sampler=make_sampler(sampler, base.seed), pruner=make_pruner(pruner, task_spec.max_epochs(base)))
     parent = mlflow_bridge.open_parent(study_name, redacted(storage), base.experiment, {
         "study": study_name, "storage_kind": storage_kind(storage), "sampler": sampler, "pruner": pruner,
         "trials": trials, "workers": workers, "objective": f"best {task_spec.monitor}",

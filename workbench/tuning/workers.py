@@ -88,7 +88,7 @@ def run_worker(study_name: str, storage_uri: str | None, data=None, index: int =
     base = RunConfig.from_dict(settings["base"])
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=make_sampler(settings["sampler"], base.seed + index),
-                              pruner=make_pruner(settings["pruner"], base.epochs))
+                              pruner=make_pruner(settings["pruner"], get_task(base.task).max_epochs(base)))
     if data is None:
         data = get_task(base.task).load_data(base)
     stop = {"now": False}
