@@ -58,3 +58,27 @@ def test_same_seed_same_training(small_digits, tmp_path):
         return fit(model, config, task, small_digits, tmp_path / run, verbose=0).history["val_loss"]
 
     np.testing.assert_array_equal(losses("a"), losses("b"))
+
+
+def test_epochs_left_to_the_data_count_gradient_steps_and_stop_early():
+    import dataclasses
+
+    from workbench.data.splits import Splits
+    from workbench.training import resolve_epochs
+
+    task = get_task("images")
+    low, high = task.auto_epoch_range
+    chosen = dataclasses.replace(RunConfig.from_dict(task="images", batch_size=50), epochs=0)
+
+    def splits(n):
+        x, y = np.zeros((n, 2), np.float32), np.zeros(n, np.int64)
+        return Splits(x, y, x[:1], y[:1], x[:1], y[:1], ["a"], "tiny", "test")
+
+    small = resolve_epochs(chosen, task, splits(500))  # 10 steps an epoch
+    assert small.epochs == min(high, -(-task.auto_steps // 10)) and small.patience == task.auto_patience
+    assert resolve_epochs(chosen, task, splits(100)).epochs == high  # 2 steps an epoch: capped
+    assert resolve_epochs(chosen, task, splits(1_000_000)).epochs == low  # 20,000 steps an epoch
+    assert resolve_epochs(chosen, task, splits(500), replicas=2).epochs == min(high, -(-task.auto_steps // 5))
+    assert resolve_epochs(dataclasses.replace(chosen, patience=3), task, splits(500)).patience == 3
+    given = RunConfig.from_dict(task="images", epochs=7)
+    assert resolve_epochs(given, task, splits(500)) == given
