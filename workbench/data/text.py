@@ -61,8 +61,9 @@ def _deduplicate(texts: list[str], labels: list[int], class_names: list[str], wh
         by_key.setdefault(key, set()).add(label)
         first.setdefault(key, (normalized(text), groups[i] if groups is not None else None))
     kept = [(*first[k], next(iter(v))) for k, v in by_key.items() if len(v) == 1]
-    notes = [f"{len(texts) - len(kept)} of {len(texts)} texts dropped (shorter than {min_chars} "
-             "characters, duplicated, or filed under two classes)"]
+    short = "empty" if min_chars == 1 else f"shorter than {min_chars} characters"
+    notes = [f"{len(texts) - len(kept)} of {len(texts)} texts dropped ({short}, duplicated, or filed under "
+             "two classes)"]
     if not kept:
         raise DataError(f"{where}: no usable texts (each needs at least {min_chars} characters)")
     out_texts, out_groups, out_labels = zip(*kept)
