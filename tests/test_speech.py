@@ -40,6 +40,17 @@ def test_synthesized_tree_has_the_speech_commands_layout(tiny_tree):
     speakers = lambda names: {n.split("/")[1].split("_nohash_")[0] for n in names}  # noqa: E731
     assert len(speakers(validation)) == 2 and len(speakers(testing)) == 2
     assert not speakers(validation) & speakers(testing)
+    # speakers.txt: "s000 engine voice split"; a voice of an engine lies in one split only
+    rows = [line.split() for line in (tiny_tree / "speakers.txt").read_text().splitlines()]
+    splits_of_voice = {}
+    for speaker, engine, voice, split in rows:
+        splits_of_voice.setdefault((engine, voice), set()).add(split)
+        assert (split == "test") == (speaker in speakers(testing))
+    assert all(len(s) == 1 for s in splits_of_voice.values())
+    engines = {engine for _, engine, _, _ in rows}
+    assert engines == set(speech_synthesis.engines())
+    assert all("train" in {s for (e, _), ss in splits_of_voice.items() if e == engine for s in ss}
+               for engine in engines)
     assert speech_synthesis.generate(tiny_tree, 8, 1, 3) == tiny_tree  # cached: not generated again
 
 
@@ -81,7 +92,7 @@ def test_folder_loader_resamples_and_skips_bad_files(tmp_path):
 def test_class_folder_without_wavs_is_an_error(tmp_path):
     _wav(tmp_path / "yes" / "a_nohash_0.wav", np.zeros(100), 16000)
     (tmp_path / "no").mkdir()
-    with pytest.raises(DataError, match="no has no .wav files"):
+    with pytest.raises(DataError, match="no has no audio files"):
         speech.load_speech_folder(str(tmp_path))
 
 
@@ -96,10 +107,39 @@ def test_augmentation_shifts_without_wrapping():
                   name="t", source="t", extras={"noises": []})
     augment = get_task("speech").train_augmentation(data, RunConfig.from_dict(task="speech"))
     tf.random.set_seed(0)
+    seen = 0
     for _ in range(20):
         out, _ = augment(tf.constant(wave_in), tf.constant(0))
         out = out.numpy()
-        assert np.abs(out[-1000:]).max() == 0.0 or np.abs(out[:1000]).max() == 0.0  # never on both ends
+        # noise comes at a random SNR and speed or shift may push the click out; it never wraps around
+        click = np.abs(out) > 0.3
+        assert not (click[:1000].any() and click[-1000:].any())
+        seen += click[:1000].any()
+    assert seen  # the click stays in at least some of the time
+
+
+def test_augmentation_perturbs_speed_and_adds_noise_at_a_bounded_snr():
+    import tensorflow as tf
+
+    from workbench.data.splits import Splits
+
+    t = np.arange(16_000) / 16_000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t) * (np.abs(t - 0.5) < 0.15)).astype(np.float32)  # centred 0.3 s
+    data = Splits(*(np.zeros((1, 16_000), np.float32), np.zeros(1, np.int64)) * 3, class_names=["a", "b"],
+                  name="t", source="t", extras={"noises": []})
+    augment = get_task("speech").train_augmentation(data, RunConfig.from_dict(task="speech"))
+    tf.random.set_seed(1)
+    peaks, snrs = [], []
+    for _ in range(30):
+        out = augment(tf.constant(tone), tf.constant(0))[0].numpy()
+        spectrum = np.abs(np.fft.rfft(out))
+        peaks.append(np.argmax(spectrum))  # bin k = k Hz for a 1 s clip
+        # after speed and shift the tone still covers the middle 60 ms and never reaches 0.3 s out
+        signal, residual = out[np.abs(t - 0.5) < 0.03], out[np.abs(t - 0.5) >= 0.3]
+        if np.abs(residual).max() > 0:
+            snrs.append(10 * np.log10(np.mean(signal ** 2) / np.mean(residual ** 2)))
+    assert min(peaks) < 950 and max(peaks) > 1050 and 830 <= min(peaks) and max(peaks) <= 1170  # speed 0.85-1.15
+    assert snrs and 0 < min(snrs) and max(snrs) < 45  # noise was added, below the speech
 
 
 @needs_espeak
@@ -116,3 +156,20 @@ def test_every_speech_model_trains_on_raw_waveforms(model_name, tiny_tree, tmp_p
     history = fit(model, config, task, data, tmp_path / "backup", verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert predict(model, data.x_test[:3]).shape == (3, 12)
+
+
+def test_spec_augment_masks_contiguous_blocks_only_in_training():
+    import keras
+
+    from workbench.models.audio import log_mel_front_end, spec_augment
+
+    inputs = keras.Input(shape=(16_000,))
+    model = keras.Model(inputs, spec_augment(log_mel_front_end(inputs)))
+    x = np.random.default_rng(0).normal(0, 0.1, (8, 16_000)).astype(np.float32)
+    assert (model(x, training=False).numpy() != 0).all()
+    masked = model(x, training=True).numpy()[..., 0] == 0
+    frames = masked.all(axis=2)  # (clips, frames) fully blanked
+    assert frames.any()
+    for row in frames:  # blanked frames come in runs of 10 (or the clip's last, shorter run)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        assert all(end - start >= 10 or end == row.size for start, end in zip(edges[::2], edges[1::2]))
