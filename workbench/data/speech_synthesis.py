@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.data.speech import read_audio, resample
 from workbench.data.splits import DataError
 
 SAMPLE_RATE = 16_000
@@ -109,8 +110,6 @@ def speakers(count: int, seed: int) -> list[Speaker]:
 
 
 def _read(path: str) -> np.ndarray:
-    from workbench.data.speech import read_audio, resample
-
     return resample(*read_audio(Path(path)))
 
 

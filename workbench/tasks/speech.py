@@ -43,10 +43,12 @@ class SpeechTask(ClassificationTask):
     # Epochs from the data: few speakers need many passes with fresh perturbations each time
     # (a 1,500-clip set gets ~170 epochs, 4,000 steps); large sets stop at 30,000 steps
     # (Speech Commands recipes train ~20-30k); early stopping keeps the best validation epoch.
+    # A small set has a few steps per epoch and a noisy validation loss over few clips, so the
+    # patience spans hundreds of steps there; on a large set it rarely binds.
     default_epochs = 0
     auto_steps = 4000
     auto_epoch_range = (20, 300)
-    auto_patience = 25
+    auto_patience = 50
 
     # ---- data ---------------------------------------------------------------------------
 
