@@ -82,3 +82,18 @@ def test_epochs_left_to_the_data_count_gradient_steps_and_stop_early():
     assert resolve_epochs(dataclasses.replace(chosen, patience=3), task, splits(500)).patience == 3
     given = RunConfig.from_dict(task="images", epochs=7)
     assert resolve_epochs(given, task, splits(500)) == given
+
+
+def test_patience_spans_the_tasks_steps_on_small_sets():
+    import dataclasses
+
+    from workbench.data.splits import Splits
+    from workbench.training import resolve_epochs
+
+    task = get_task("speech")
+    config = dataclasses.replace(RunConfig.from_dict(task="speech", batch_size=50))
+    x, y = np.zeros((500, 2), np.float32), np.zeros(500, np.int64)  # 10 steps an epoch
+    chosen = resolve_epochs(config, task, Splits(x, y, x[:1], y[:1], x[:1], y[:1], ["a"], "tiny", "test"))
+    assert chosen.patience == max(task.auto_patience, task.auto_patience_steps // 10) > task.auto_patience
+    assert RunConfig.from_dict(task="text", model="minilm").epochs == 3  # a pretrained encoder: few epochs
+    assert RunConfig.from_dict(task="text", model="cnn1d").epochs == 0  # from the data

@@ -160,7 +160,7 @@ class RunConfig:
             self,
             dataset=self.dataset or task.default_dataset,
             model=model,
-            epochs=self.epochs or task.default_epochs,  # 0 stays 0 where the task picks epochs from the data
+            epochs=self.epochs or task.default_epochs_for(model),  # 0 stays 0: epochs from the data
             learning_rate=self.learning_rate or task.default_learning_rate_for(model),
             loss=self.loss or task.default_loss_for(model),
             experiment=self.experiment or f"workbench-{self.task}",

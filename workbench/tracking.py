@@ -105,6 +105,21 @@ def environment_tags() -> dict[str, str]:
     }
 
 
+def _requirements(model) -> list[str]:
+    """What serving the model needs: TensorFlow and Keras, plus keras-hub for its pretrained models.
+
+    Pinned, which also skips MLflow's slow dependency inference subprocess."""
+    import importlib.metadata
+
+    import keras
+    import tensorflow as tf
+
+    wanted = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
+    if type(model).__module__.startswith("keras_hub"):
+        wanted += [f"{name}=={importlib.metadata.version(name)}" for name in ("keras-hub", "tensorflow-text")]
+    return wanted
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
@@ -157,8 +172,6 @@ class RunLogger:
         mlflow.set_tags(tags)
 
     def log_model(self, model, input_example, example_output) -> None:
-        import keras
-        import tensorflow as tf
         from mlflow.models import Model, infer_signature
 
         signature = infer_signature(input_example, example_output)
@@ -167,8 +180,7 @@ class RunLogger:
             Model.log(
                 artifact_path=None, name="model", flavor=_KerasFlavor, flavor_name="mlflow.keras", model=model,
                 signature=signature, input_example=input_example,
-                # Pinning requirements skips MLflow's slow dependency inference subprocess.
-                pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+                pip_requirements=_requirements(model),
             )
 
     def epoch_callback(self):

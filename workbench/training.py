@@ -58,7 +58,8 @@ def resolve_epochs(config: RunConfig, task: Task, data: Splits, replicas: int = 
     steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
     low, high = task.auto_epoch_range
     epochs = int(np.clip(-(-task.auto_steps // steps_per_epoch), low, high))
-    return config.replace(epochs=epochs, patience=config.patience or task.auto_patience)
+    patience = max(task.auto_patience, -(-task.auto_patience_steps // steps_per_epoch))
+    return config.replace(epochs=epochs, patience=config.patience or min(patience, epochs))
 
 
 def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:

@@ -44,7 +44,13 @@ class Task:
     default_epochs: int = 5            # 0: chosen from the data's size (see training.resolve_epochs)
     auto_steps: int = 3000             # with epochs chosen from the data: gradient steps aimed at,
     auto_epoch_range: tuple[int, int] = (10, 200)  # within these epochs,
-    auto_patience: int = 10            # stopping after this many epochs without a better validation score
+    auto_patience: int = 10            # stopping after this many epochs without a better validation score,
+    auto_patience_steps: int = 0       # or after this many gradient steps, whichever is longer (small sets
+                                       # have few steps an epoch and noisy validation scores)
+
+    def default_epochs_for(self, model: str) -> int:
+        """The epochs used when the config gives none; 0 = chosen from the data's size."""
+        return self.default_epochs
 
     def max_epochs(self, config: "RunConfig") -> int:
         """The most epochs a run of `config` can take (what a pruner's budget counts in)."""

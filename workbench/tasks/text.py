@@ -66,6 +66,9 @@ class TextTask(ClassificationTask):
     auto_epoch_range = (5, 40)
     auto_patience = 4
 
+    def default_epochs_for(self, model: str) -> int:
+        return 3 if model == "minilm" else 0  # fine-tuning a pretrained encoder: BERT's 2-4 epochs
+
     def default_learning_rate_for(self, model: str) -> float:
         return 5e-5 if model == "minilm" else 1e-3  # BERT's fine-tuning rate (Devlin et al.)
 
