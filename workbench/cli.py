@@ -298,7 +298,9 @@ def cmd_server(args: argparse.Namespace) -> int:
     from workbench.home import home
 
     if args.forget:
-        return server.forget()
+        from workbench.tracking.server_record import forget
+
+        return forget()
     require_loopback(args.host, args.allow_remote, "server")
     artifacts = Path(args.artifacts).expanduser().resolve() if args.artifacts else home() / server.ARTIFACTS_DIR
     return server.serve(server.ServerSettings(args.backend, artifacts, args.auth, args.host, args.port,

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.errors import ConfigError
+
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
@@ -18,16 +20,6 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 EMBEDDINGS = ("learned", "glove", "glove-frozen")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber")
-
-
-class ConfigError(ValueError):
-    """A config value that is not allowed. The message names field, value and what is allowed."""
-
-    def __init__(self, field_name: str, value: Any, allowed: str):
-        self.field = field_name
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"invalid value for '{field_name}': {value!r} (allowed: {allowed})")
 
 
 def _help(text: str) -> dict:

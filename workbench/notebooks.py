@@ -165,7 +165,7 @@ def to_html(executed: Path) -> Path | None:
 def train_with_notebook(config: RunConfig, run_id: str | None = None,
                         cell_timeout: int = DEFAULT_CELL_TIMEOUT, echo: bool = True) -> NotebookRun:
     """`workbench train`: execute notebooks/train.ipynb into an MLflow run and attach the result."""
-    from workbench.server import recorded_uri
+    from workbench.tracking.server_record import recorded_uri
 
     recorded_uri()  # a recorded tracking server that is down is an error before any kernel starts
     run_id = run_id or os.environ.get("MLFLOW_RUN_ID")

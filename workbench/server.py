@@ -22,7 +22,6 @@ the file when they are not set already.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import secrets
@@ -31,22 +30,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import ConfigError
 from workbench.home import home
+from workbench.tracking.server_record import ADMIN_USER, PASSWORD_FILE, answers, read_password, record_path
 
-RECORD_FILE = "server.json"
-PASSWORD_FILE = "server-password"
 AUTH_CONFIG_FILE = "server-auth.ini"
 AUTH_DB_FILE = "server-auth.db"
 SECRET_KEY_FILE = "server-secret-key"
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 ARTIFACTS_DIR = "server-artifacts"
-ADMIN_USER = "admin"
 PASSWORD_ENV = "WORKBENCH_SERVER_PASSWORD"
 MIN_PASSWORD_LENGTH = 12  # MLflow refuses shorter admin passwords
 READY_TIMEOUT = 180  # seconds; migrations on a fresh database and a busy machine take a while
@@ -68,73 +63,6 @@ class ServerSettings:
         """Where clients on this machine reach it (a wildcard bind is reached on loopback)."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-
-
-# --- the record in the home, read by tracking_uri() -------------------------------------------
-
-def record_path() -> Path:
-    return home() / RECORD_FILE
-
-
-def recorded() -> dict | None:
-    path = record_path()
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(path), type(exc).__name__,
-                          "a server record written by `workbench server`; delete the file "
-                          "or run `workbench server --forget`") from None
-
-
-def recorded_uri() -> str | None:
-    """The recorded server's URL (checked to answer, once per process), or None.
-
-    Sets MLFLOW_TRACKING_USERNAME/PASSWORD from the home's password file when the server has
-    auth on and they are not set already, so MLflow's client (and child processes) log in."""
-    record = recorded()
-    if record is None:
-        return None
-    url = record["url"]
-    _check_reachable(url)
-    if record.get("auth") and not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
-        os.environ["MLFLOW_TRACKING_USERNAME"] = record.get("username", ADMIN_USER)
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = _read_password(home() / PASSWORD_FILE)
-    return url
-
-
-@functools.lru_cache(maxsize=None)  # only successes are cached: a failed check raises
-def _check_reachable(url: str) -> None:
-    if not _answers(url, timeout=5):
-        raise ConfigError("tracking server", url,
-                          f"a running server: this home logs to the server recorded in {record_path()}; "
-                          "start it again with `workbench server --backend ...`, or run "
-                          "`workbench server --forget` to log to the embedded store again")
-
-
-def _answers(url: str, timeout: float) -> bool:
-    try:
-        urllib.request.urlopen(f"{url}/health", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return True  # any HTTP answer means a server is there
-    except OSError:
-        return False
-    return True
-
-
-def forget() -> int:
-    path = record_path()
-    if path.exists():
-        try:
-            url = json.loads(path.read_text()).get("url", "?")
-        except ValueError:
-            url = "(unreadable record)"
-        path.unlink()
-        print(f"forgot the tracking server {url}: this home logs to sqlite:///{home() / 'mlflow.db'} again")
-    else:
-        print("no tracking server recorded for this home")
-    return 0
 
 
 def _write_record(settings: ServerSettings) -> None:
@@ -202,7 +130,7 @@ def admin_password() -> tuple[str, bool]:
     stored = home() / PASSWORD_FILE
     password, generated = os.environ.get(PASSWORD_ENV), False
     if password is None and stored.exists():
-        password = _read_password(stored)
+        password = read_password(stored)
     if password is None:
         password, generated = secrets.token_urlsafe(18), True
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -217,7 +145,7 @@ def secret_key() -> str:
     """The key MLflow's auth app signs its CSRF tokens with: fixed per home, so restarts keep
     browser sessions valid."""
     path = home() / SECRET_KEY_FILE
-    key = os.environ.get(SECRET_KEY_ENV) or (_read_password(path) if path.exists() else secrets.token_hex(32))
+    key = os.environ.get(SECRET_KEY_ENV) or (read_password(path) if path.exists() else secrets.token_hex(32))
     _write_private(path, key)
     return key
 
@@ -228,15 +156,6 @@ def _write_private(path: Path, text: str) -> None:
     os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(text + "\n")
-
-
-def _read_password(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        raise ConfigError("tracking server password", str(path),
-                          "the admin password file `workbench server --auth` writes; start the server "
-                          "again with WORKBENCH_SERVER_PASSWORD set, or set MLFLOW_TRACKING_PASSWORD") from None
 
 
 def _check_existing_admin(password: str) -> None:
@@ -328,7 +247,7 @@ def _wait_until_ready(url: str, process: subprocess.Popen) -> bool:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
-        if _answers(url, timeout=2):
+        if answers(url, timeout=2):
             return True
         time.sleep(0.5)
     return False

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A dataset that cannot be used; the message names the file or folder and what is wrong."""
+from workbench.errors import DataError  # noqa: F401  (raised by every loader)
 
 
 @dataclass

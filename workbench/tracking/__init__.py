@@ -34,7 +34,7 @@ MAX_TAG_LENGTH = 5000
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else the server `workbench server` recorded in the home (it must
     answer), else the embedded SQLite store in the home."""
-    from workbench.server import recorded_uri
+    from workbench.tracking.server_record import recorded_uri
 
     return os.environ.get("MLFLOW_TRACKING_URI") or recorded_uri() or f"sqlite:///{home() / 'mlflow.db'}"
 
