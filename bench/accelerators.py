@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from workbench.config import RunConfig  # noqa: E402
+from workbench.tasks.configure import make_config  # noqa: E402
 from workbench.data.splits import Splits  # noqa: E402
 from workbench.distribute import choose_precision  # noqa: E402
 from workbench.tasks import get_task  # noqa: E402
@@ -50,7 +50,7 @@ def synthetic(task: str, n: int = 4096) -> Splits:
 
 def throughput(task: str, model_name: str, precision: str, jit: bool, seconds: float, with_input: bool) -> float:
     keras.mixed_precision.set_global_policy(precision)
-    config = RunConfig.from_dict(task=task, model=model_name, dataset="folder:/x" if task != "images" else "digits",
+    config = make_config(task=task, model=model_name, dataset="folder:/x" if task != "images" else "digits",
                                  batch_size=BATCH, jit_compile=jit, epochs=1)
     data = synthetic(task)
     spec = get_task(task)

@@ -39,6 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
+from workbench.tasks.configure import make_config  # noqa: E402
 from workbench.config import RunConfig  # noqa: E402
 from workbench.tasks import get_task  # noqa: E402
 from workbench.training import compile_model, input_pipeline, seed_everything  # noqa: E402
@@ -55,7 +56,7 @@ STUDY_PREFIX = "bench"  # --study-prefix: another prefix, other Hyperband bracke
 
 def load(dataset: str, space: str | None) -> None:
     global BASE, DATA, SPACE
-    BASE = RunConfig.from_dict(task="images", dataset=dataset, model="mlp", epochs=MAX_EPOCHS, lr_schedule="constant")
+    BASE = make_config(task="images", dataset=dataset, model="mlp", epochs=MAX_EPOCHS, lr_schedule="constant")
     SPACE = load_space(space, TASK.search_space("mlp"), BASE)
     DATA = TASK.load_data(BASE)
     if dataset == "fashion-mnist":

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 
 
 def logged_run(task: str, model: str, status: str, test_accuracy: float | None, curve: list[float],
@@ -17,7 +17,7 @@ def logged_run(task: str, model: str, status: str, test_accuracy: float | None, 
 
     from workbench import tracking
 
-    config = RunConfig.from_dict(task=task, model=model, **config_values)
+    config = make_config(task=task, model=model, **config_values)
     run_id = tracking.create_run(config)
     now = int(time.time() * 1000)
     metrics = [Metric("val_accuracy", value, now + step, step) for step, value in enumerate(curve)]

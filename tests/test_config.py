@@ -1,22 +1,22 @@
 """RunConfig validation and the CLI's answer to bad input: one message, exit code 2, no run."""
 
-import dataclasses
 import json
 
 import pytest
 
 from conftest import ROOT, all_runs, run_cli
+from workbench.tasks.configure import make_config
 from workbench.config import ConfigError, RunConfig
 
 
 def test_defaults_are_completed_from_the_task():
-    config = RunConfig.from_dict(task="images")
+    config = make_config(task="images")
     assert (config.dataset, config.model, config.loss) == ("fashion-mnist", "cnn", "sparse_categorical_crossentropy")
     assert config.experiment == "workbench-images"
 
 
 def test_cli_strings_are_coerced():
-    config = RunConfig.from_dict(task="images", epochs="3", learning_rate="0.01", dropout="0.25", batch_size="32.0")
+    config = make_config(task="images", epochs="3", learning_rate="0.01", dropout="0.25", batch_size="32.0")
     assert (config.epochs, config.learning_rate, config.dropout, config.batch_size) == (3, 0.01, 0.25, 32)
 
 
@@ -38,7 +38,7 @@ def test_cli_strings_are_coerced():
 ])
 def test_bad_values_name_field_value_and_what_is_allowed(values, field, allowed):
     with pytest.raises(ConfigError) as error:
-        RunConfig.from_dict(values)
+        make_config(values)
     assert error.value.field == field
     message = str(error.value)
     assert f"'{field}'" in message and repr(values[field]) in message and allowed in message
@@ -64,7 +64,21 @@ def test_notebook_parameters_match_runconfig():
     notebook = json.loads((ROOT / "notebooks" / "train.ipynb").read_text())
     cell = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
     names = [line.split("=")[0].strip() for line in "".join(cell["source"]).splitlines() if "=" in line]
-    assert names == [f.name for f in dataclasses.fields(RunConfig)] + ["run_id"]
+    assert names == RunConfig.field_names() + ["run_id"]
+
+
+def test_every_field_and_option_reaches_the_config_on_the_notebook_path():
+    """What the train notebook does with papermill's parameters: its parameters cell, the cell
+    papermill injects (options included), then its config cell."""
+    notebook = json.loads((ROOT / "notebooks" / "train.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    given = {"task": "driving", "model": "cnn-lstm", "epochs": 3, "dropout": 0.25, "seed": 7, "frame_stack": 3,
+             "closed_loop_steps": -1, "tracks": 3, "steering_correction": 0.1, "jit_compile": True}
+    namespace: dict = {}
+    exec(cells[0], namespace)  # the parameters cell
+    exec("\n".join(f"{k} = {v!r}" for k, v in given.items()), namespace)  # papermill's injected cell
+    exec(cells[1].replace("%matplotlib inline", ""), namespace)
+    assert {k: namespace["config"].to_dict()[k] for k in given} == given
 
 
 def test_every_command_has_help():

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import ROOT, _free_port, all_runs, run_cli
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 from workbench.distribute import choose_precision, gpu_slots
 
 pytestmark = pytest.mark.slow
@@ -106,4 +106,4 @@ def test_gpu_slots_give_each_process_its_own_gpus():
     assert gpu_slots(["0", "1"], 4) == ["0", "1", "0", "1"]  # more workers than GPUs: share round robin
     assert gpu_slots(["0", "1", "2", "3"], 2, per_worker=2) == ["0,1", "2,3"]
     assert gpu_slots([], 3) == ["", "", ""]  # CPU only
-    assert RunConfig.from_dict(task="images", jit_compile="yes").jit_compile is True
+    assert make_config(task="images", jit_compile="yes").jit_compile is True

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import all_runs, artifact_paths, client, run_cli
-from workbench.config import ConfigError, RunConfig
+from workbench.tasks.configure import make_config
+from workbench.config import ConfigError
 from workbench.data import driving
 from workbench.data.splits import DataError
 from workbench.tasks import get_task
@@ -35,17 +36,17 @@ def recorded_home(home, recordings):
 # ---- config ----------------------------------------------------------------------------------
 
 def test_defaults_and_cross_field_checks():
-    config = RunConfig.from_dict(task="driving")
+    config = make_config(task="driving")
     assert (config.dataset, config.model, config.loss) == ("carracing", "pilotnet", "mse")
-    assert RunConfig.from_dict(task="driving", model="unet").loss == "binary_crossentropy"
-    assert RunConfig.from_dict(task="driving", model="cnn", loss="huber").loss == "huber"
+    assert make_config(task="driving", model="unet").loss == "binary_crossentropy"
+    assert make_config(task="driving", model="cnn", loss="huber").loss == "huber"
     for values, field in ((dict(model="unet", loss="mse"), "loss"),
                           (dict(model="pilotnet", loss="binary_crossentropy"), "loss"),
                           (dict(model="unet", dataset="udacity:/tmp/log.csv"), "model"),
                           (dict(tracks=2), "tracks"),
                           (dict(dataset="kitti"), "dataset")):
         with pytest.raises(ConfigError) as error:
-            RunConfig.from_dict(task="driving", **values)
+            make_config(task="driving", **values)
         assert error.value.field == field
 
 
@@ -53,7 +54,7 @@ def test_defaults_and_cross_field_checks():
 
 def test_recordings_are_cached_and_split_by_track_seed(recorded_home, recordings):
     stamps = {p.name: p.stat().st_mtime_ns for p in recordings.iterdir()}
-    data = get_task("driving").load_data(RunConfig.from_dict(task="driving", **TINY))
+    data = get_task("driving").load_data(make_config(task="driving", **TINY))
     assert {p.name: p.stat().st_mtime_ns for p in (recorded_home / "data" / "carracing").iterdir()} == stamps
     groups = data.extras["sequences"]
     seeds = {split: {int(name.split()[-1]) for name in names} for split, names in groups.items()}
@@ -140,7 +141,7 @@ def test_flip_mirrors_the_frame_and_negates_steering():
     _, mirrored = driving.flip_horizontally(tf.constant(frame), tf.constant(mask), flip_target=True)
     assert np.array_equal(mirrored.numpy(), mask[:, ::-1])
 
-    config = RunConfig.from_dict(task="driving")
+    config = make_config(task="driving")
     augment = get_task("driving").train_augmentation(None, config)
     outcomes = set()
     for _ in range(40):
@@ -164,7 +165,7 @@ def test_models_take_raw_frames(model, shape, output):
 
     from workbench.data.splits import Splits
 
-    config = RunConfig.from_dict(task="driving", model=model, frame_stack=3)
+    config = make_config(task="driving", model=model, frame_stack=3)
     x = np.random.default_rng(1).integers(0, 255, (2, *shape), dtype=np.uint8)
     data = Splits(x, np.zeros(2), x, np.zeros(2), x, np.zeros(2), ["steering"], "t", "t",
                   extras={"crop": (0, 12)})

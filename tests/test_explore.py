@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from conftest import all_runs, artifact_paths, client
+from workbench.tasks.configure import make_config
 from workbench.config import OPTIMIZERS, ConfigError, RunConfig
 from workbench.explore import OTHER_DATASET, STOPPED_REASON, Launcher, config_flags, control_for
 from workbench.tasks import get_task, task_names
@@ -22,7 +23,7 @@ def test_every_runconfig_field_has_a_control_with_its_default_and_help(home):
         control = launcher.controls[field.name]
         assert control.description == field.name
         assert control.tooltip == field.metadata["help"]
-    assert launcher.config() == RunConfig.from_dict({})  # untouched controls = the defaults
+    assert launcher.config() == make_config({})  # untouched controls = the defaults
     assert launcher.controls["epochs"].value == 0 and launcher.controls["learning_rate"].value == 1e-3
     assert isinstance(launcher.controls["epochs"], widgets.IntSlider)
     assert isinstance(launcher.controls["learning_rate"], widgets.FloatLogSlider)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from conftest import all_runs, artifact_paths, client, run_cli
-from workbench.config import ConfigError, RunConfig
+from workbench.tasks.configure import make_config
+from workbench.config import ConfigError
 
 
 def test_gan_accepts_only_binary_crossentropy(home):
-    assert RunConfig.from_dict(task="gan").loss == "binary_crossentropy"
+    assert make_config(task="gan").loss == "binary_crossentropy"
     with pytest.raises(ConfigError) as caught:
-        RunConfig.from_dict(task="gan", model="dcgan", loss="mse")
+        make_config(task="gan", model="dcgan", loss="mse")
     assert caught.value.field == "loss" and "binary_crossentropy" in str(caught.value)
 
     result = run_cli("train", "--task", "gan", "--dataset", "digits", "--loss", "categorical_crossentropy",
@@ -24,7 +25,7 @@ def test_gan_accepts_only_binary_crossentropy(home):
 def test_generator_makes_images_of_the_dataset_shape(shape):
     from workbench.models.gan import build_discriminator, build_generator
 
-    config = RunConfig.from_dict(task="gan", dropout=0.2)
+    config = make_config(task="gan", dropout=0.2)
     generator = build_generator(16, shape, 10, True, config)
     noise_and_label = np.concatenate([np.random.default_rng(0).standard_normal((4, 16)),
                                       np.eye(10)[[0, 3, 3, 9]]], axis=1).astype("float32")

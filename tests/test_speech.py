@@ -6,7 +6,7 @@ import wave
 import numpy as np
 import pytest
 
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 from workbench.data import speech, speech_synthesis
 from workbench.data.splits import DataError
 from workbench.tasks import get_task
@@ -56,7 +56,7 @@ def test_synthesized_tree_has_the_speech_commands_layout(tiny_tree):
 
 @needs_espeak
 def test_split_by_voice_never_shares_a_speaker(tiny_tree):
-    config = RunConfig.from_dict(task="speech", dataset=f"folder:{tiny_tree}")
+    config = make_config(task="speech", dataset=f"folder:{tiny_tree}")
     data = get_task("speech").load_data(config)
     groups = data.extras["speakers"]
     assert not set(groups["train"]) & set(groups["test"])
@@ -105,7 +105,7 @@ def test_augmentation_shifts_without_wrapping():
     wave_in[:100] = 1.0  # a click at the very start
     data = Splits(*(np.zeros((1, 16_000), np.float32), np.zeros(1, np.int64)) * 3, class_names=["a", "b"],
                   name="t", source="t", extras={"noises": []})
-    augment = get_task("speech").train_augmentation(data, RunConfig.from_dict(task="speech"))
+    augment = get_task("speech").train_augmentation(data, make_config(task="speech"))
     tf.random.set_seed(0)
     seen = 0
     for _ in range(20):
@@ -127,7 +127,7 @@ def test_augmentation_perturbs_speed_and_adds_noise_at_a_bounded_snr():
     tone = (0.5 * np.sin(2 * np.pi * 1000 * t) * (np.abs(t - 0.5) < 0.15)).astype(np.float32)  # centred 0.3 s
     data = Splits(*(np.zeros((1, 16_000), np.float32), np.zeros(1, np.int64)) * 3, class_names=["a", "b"],
                   name="t", source="t", extras={"noises": []})
-    augment = get_task("speech").train_augmentation(data, RunConfig.from_dict(task="speech"))
+    augment = get_task("speech").train_augmentation(data, make_config(task="speech"))
     tf.random.set_seed(1)
     peaks, snrs = [], []
     for _ in range(30):
@@ -147,7 +147,7 @@ def test_augmentation_perturbs_speed_and_adds_noise_at_a_bounded_snr():
 def test_every_speech_model_trains_on_raw_waveforms(model_name, tiny_tree, tmp_path):
     from workbench.training import compile_model, fit, predict
 
-    config = RunConfig.from_dict(task="speech", dataset=f"folder:{tiny_tree}", model=model_name, epochs=1,
+    config = make_config(task="speech", dataset=f"folder:{tiny_tree}", model=model_name, epochs=1,
                                  batch_size=16)
     task = get_task("speech")
     data = task.load_data(config)

@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from workbench.config import ConfigError, RunConfig
+from workbench.tasks.configure import make_config
+from workbench.config import ConfigError
 from workbench.data import text as sources
 from workbench.data.splits import DataError
 from workbench.tasks import get_task
@@ -50,7 +51,7 @@ def _no_shared_text(data):
 
 @pytest.mark.skipif(not sources.FORTUNES_DIR.exists(), reason="Debian fortunes not installed")
 def test_fortunes_topics_split_without_shared_texts():
-    data = get_task("text").load_data(RunConfig.from_dict(task="text"))
+    data = get_task("text").load_data(make_config(task="text"))
     assert data.class_names == list(sources.FORTUNE_TOPICS)
     assert sum(data.sizes().values()) > 3000
     assert _no_shared_text(data)
@@ -83,7 +84,7 @@ def test_folder_class_without_files_is_an_error(imdb_folder):
 
 
 def test_csv_with_configurable_columns(csv_file):
-    config = RunConfig.from_dict(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic")
+    config = make_config(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic")
     data = get_task("text").load_data(config)
     assert data.class_names == ["cooking", "space"] and _no_shared_text(data)
 
@@ -93,13 +94,13 @@ def test_csv_rows_with_an_empty_text_are_reported_by_row(tmp_path):
     rows = ["text,label"] + [f'"{t}",{topic}' for topic in TOPICS for t in texts(topic, 10)]
     rows[3:3] = ['"",space', '"   ",cooking']  # data rows 3 and 4
     path.write_text("\n".join(rows) + "\n")
-    data = get_task("text").load_data(RunConfig.from_dict(task="text", dataset=f"csv:{path}", model="bow"))
+    data = get_task("text").load_data(make_config(task="text", dataset=f"csv:{path}", model="bow"))
     assert data.notes[0] == "2 of 22 rows have an empty text and were left out: row 3, row 4"
     assert sum(data.sizes().values()) == 20
 
 
 def test_sizes_are_read_from_the_training_split_and_noted(csv_file):
-    config = RunConfig.from_dict(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic",
+    config = make_config(task="text", dataset=f"csv:{csv_file}", text_column="body", label_column="topic",
                                  model="cnn1d")
     data = get_task("text").load_data(config)
     sizes = get_task("text").text_sizes(config, data)
@@ -112,12 +113,12 @@ def test_sizes_are_read_from_the_training_split_and_noted(csv_file):
 @pytest.mark.parametrize("model_name", ["bow", "minilm"])
 def test_glove_for_a_model_without_word_embeddings_is_a_config_error(model_name):
     with pytest.raises(ConfigError, match=f"'embeddings': 'glove'.*model '{model_name}'"):
-        RunConfig.from_dict(task="text", model=model_name, embeddings="glove")
+        make_config(task="text", model=model_name, embeddings="glove")
 
 
 def test_frozen_layers_only_for_minilm():
     with pytest.raises(ConfigError, match="'frozen_layers': 2.*model 'lstm'"):
-        RunConfig.from_dict(task="text", model="lstm", frozen_layers=2)
+        make_config(task="text", model="lstm", frozen_layers=2)
 
 
 def test_csv_without_the_label_column_names_it(csv_file):
@@ -127,14 +128,14 @@ def test_csv_without_the_label_column_names_it(csv_file):
 
 def test_binary_loss_rejected_for_six_topics():
     with pytest.raises(ConfigError, match="only for 2-class"):
-        RunConfig.from_dict(task="text", loss="binary_crossentropy")
+        make_config(task="text", loss="binary_crossentropy")
 
 
 @pytest.mark.parametrize("model_name", ["bow", "cnn1d", "rnn", "lstm", "transformer"])
 def test_every_text_model_learns_from_raw_strings(model_name, imdb_folder, tmp_path):
     from workbench.training import compile_model, fit, predict, seed_everything
 
-    config = RunConfig.from_dict(task="text", dataset=f"folder:{imdb_folder}", model=model_name, epochs=25,
+    config = make_config(task="text", dataset=f"folder:{imdb_folder}", model=model_name, epochs=25,
                                  batch_size=8, learning_rate=2e-3)
     seed_everything(0)
     task = get_task("text")

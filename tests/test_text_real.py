@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 from workbench.data import text as sources
 from workbench.data.splits import DataError
 from workbench.tasks import get_task
@@ -26,7 +26,7 @@ def two_topic_csv(tmp_path):
 
 
 def test_rotten_tomatoes_keeps_each_movie_in_one_split():
-    config = RunConfig.from_dict(task="text", dataset="rotten-tomatoes", model="bow")
+    config = make_config(task="text", dataset="rotten-tomatoes", model="bow")
     data = get_task("text").load_data(config)
     movie_of = dict(zip(sources.load_rotten_tomatoes().texts, sources.load_rotten_tomatoes().groups))
     movies = [{movie_of[t] for t in split} for split in (data.x_train, data.x_val, data.x_test)]
@@ -44,7 +44,7 @@ def test_glove_rows_start_the_embedding_inside_the_model(two_topic_csv, embeddin
     from workbench.models import glove
     from workbench.training import predict
 
-    config = RunConfig.from_dict(task="text", dataset=f"csv:{two_topic_csv}", model="cnn1d", embeddings=embeddings)
+    config = make_config(task="text", dataset=f"csv:{two_topic_csv}", model="cnn1d", embeddings=embeddings)
     task = get_task("text")
     data = task.load_data(config)
     model = task.build_model(config, data)
@@ -69,7 +69,7 @@ def test_missing_glove_package_names_the_install_command(monkeypatch):
 def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, tmp_path):
     import mlflow.keras
 
-    config = RunConfig.from_dict(task="text", dataset=f"csv:{two_topic_csv}", model="minilm")
+    config = make_config(task="text", dataset=f"csv:{two_topic_csv}", model="minilm")
     task = get_task("text")
     data = task.load_data(config)
     model = task.build_model(config, data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import all_runs, artifact_paths, client, run_cli
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def test_command_prints_where_the_run_is(trained):
 
 def test_run_has_every_config_value_as_param(trained):
     _, run, _ = trained
-    expected = RunConfig.from_dict(task="images", dataset="digits", model="cnn", epochs=2).to_dict()
+    expected = make_config(task="images", dataset="digits", model="cnn", epochs=2).to_dict()
     assert run.data.params == {k: str(v) for k, v in expected.items()}
     assert run.info.status == "FINISHED"
 
@@ -115,7 +115,7 @@ def test_the_executed_notebook_is_named_after_the_run_the_kernel_created(trained
 
 def test_a_kernel_names_its_first_top_level_run_in_the_hand_off_file(home, tmp_path, monkeypatch):
     import workbench
-    from workbench.notebooks import RUN_ID_FILE_ENV
+    from workbench.handoff import RUN_ID_FILE_ENV
 
     handoff = tmp_path / "run_id"
     monkeypatch.setenv(RUN_ID_FILE_ENV, str(handoff))

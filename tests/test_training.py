@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from workbench.tasks.configure import make_config
 from workbench.config import RunConfig
 from workbench.tasks import get_task
 from workbench.training import compile_model, fit, seed_everything
@@ -13,7 +14,7 @@ from workbench.training import compile_model, fit, seed_everything
 
 @pytest.fixture(scope="module")
 def small_digits():
-    data = get_task("images").load_data(RunConfig.from_dict(task="images", dataset="digits"))
+    data = get_task("images").load_data(make_config(task="images", dataset="digits"))
     data.x_train, data.y_train = data.x_train[:128], data.y_train[:128]
     data.x_val, data.y_val = data.x_val[:32], data.y_val[:32]
     return data
@@ -26,7 +27,7 @@ CHOICES = list(itertools.product(("mlp", "cnn", "resnet"), ("adam", "sgd", "rmsp
 @pytest.mark.parametrize("choice", CHOICES, ids=lambda c: "-".join(c))
 def test_each_architecture_and_optimizer_trains(choice, small_digits, tmp_path):
     model_name, optimizer, *activation = choice
-    config = RunConfig.from_dict(task="images", dataset="digits", model=model_name, optimizer=optimizer,
+    config = make_config(task="images", dataset="digits", model=model_name, optimizer=optimizer,
                                  activation=activation[0] if activation else "relu", epochs=1,
                                  batch_size=32, dropout=0.2, l1=1e-5, l2=1e-4)
     task = get_task("images")
@@ -39,7 +40,7 @@ def test_each_architecture_and_optimizer_trains(choice, small_digits, tmp_path):
 
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "mse"])
 def test_one_hot_losses_train_with_a_matching_accuracy(loss, small_digits, tmp_path):
-    config = RunConfig.from_dict(task="images", dataset="digits", model="mlp", loss=loss, epochs=10)
+    config = make_config(task="images", dataset="digits", model="mlp", loss=loss, epochs=10)
     seed_everything(config.seed)
     task = get_task("images")
     model = task.build_model(config, small_digits)
@@ -50,7 +51,7 @@ def test_one_hot_losses_train_with_a_matching_accuracy(loss, small_digits, tmp_p
 
 def test_same_seed_same_training(small_digits, tmp_path):
     def losses(run):
-        config = RunConfig.from_dict(task="images", dataset="digits", model="cnn", epochs=2, dropout=0.3)
+        config = make_config(task="images", dataset="digits", model="cnn", epochs=2, dropout=0.3)
         seed_everything(config.seed)
         task = get_task("images")
         model = task.build_model(config, small_digits)
@@ -68,7 +69,7 @@ def test_epochs_left_to_the_data_count_gradient_steps_and_stop_early():
 
     task = get_task("images")
     low, high = task.auto_epoch_range
-    chosen = dataclasses.replace(RunConfig.from_dict(task="images", batch_size=50), epochs=0)
+    chosen = dataclasses.replace(make_config(task="images", batch_size=50), epochs=0)
 
     def splits(n):
         x, y = np.zeros((n, 2), np.float32), np.zeros(n, np.int64)
@@ -80,7 +81,7 @@ def test_epochs_left_to_the_data_count_gradient_steps_and_stop_early():
     assert resolve_epochs(chosen, task, splits(1_000_000)).epochs == low  # 20,000 steps an epoch
     assert resolve_epochs(chosen, task, splits(500), replicas=2).epochs == min(high, -(-task.auto_steps // 5))
     assert resolve_epochs(dataclasses.replace(chosen, patience=3), task, splits(500)).patience == 3
-    given = RunConfig.from_dict(task="images", epochs=7)
+    given = make_config(task="images", epochs=7)
     assert resolve_epochs(given, task, splits(500)) == given
 
 
@@ -91,9 +92,9 @@ def test_patience_spans_the_tasks_steps_on_small_sets():
     from workbench.training import resolve_epochs
 
     task = get_task("speech")
-    config = dataclasses.replace(RunConfig.from_dict(task="speech", batch_size=50))
+    config = dataclasses.replace(make_config(task="speech", batch_size=50))
     x, y = np.zeros((500, 2), np.float32), np.zeros(500, np.int64)  # 10 steps an epoch
     chosen = resolve_epochs(config, task, Splits(x, y, x[:1], y[:1], x[:1], y[:1], ["a"], "tiny", "test"))
     assert chosen.patience == max(task.auto_patience, task.auto_patience_steps // 10) > task.auto_patience
-    assert RunConfig.from_dict(task="text", model="minilm").epochs == 3  # a pretrained encoder: few epochs
-    assert RunConfig.from_dict(task="text", model="cnn1d").epochs == 0  # from the data
+    assert make_config(task="text", model="minilm").epochs == 3  # a pretrained encoder: few epochs
+    assert make_config(task="text", model="cnn1d").epochs == 0  # from the data

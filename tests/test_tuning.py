@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import ROOT, client, run_cli
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 from workbench.tuning import tune
 from workbench.tuning.space import SearchSpaceError, load_space
 
@@ -57,7 +57,7 @@ def test_study_with_pruning_logs_one_mlflow_tree(home):
             assert run.data.tags.get("pruned") == "true" and run.data.tags["stopped"] == "TrialPruned"
         else:
             assert len(history) == 4 and "pruned" not in run.data.tags
-        assert run.data.params["learning_rate"] == str(RunConfig.from_dict(QUICK, **trial.params).learning_rate)
+        assert run.data.params["learning_rate"] == str(make_config(QUICK, **trial.params).learning_rate)
 
 
 def test_rerun_continues_to_the_requested_total_in_the_same_parent(home):
@@ -136,7 +136,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(home):
 def test_invalid_search_space_yaml_is_a_clear_error(tmp_path, yaml_text, message):
     path = tmp_path / "space.yaml"
     path.write_text(yaml_text)
-    base = RunConfig.from_dict(QUICK)
+    base = make_config(QUICK)
     with pytest.raises(SearchSpaceError) as error:
         load_space(path, {}, base)
     assert message in str(error.value) and str(path) in str(error.value)

@@ -16,20 +16,27 @@ import sys
 import time
 
 from workbench.config import ConfigError, RunConfig
+from workbench.tasks.configure import config_from_params, make_config
 from workbench.data.splits import DataError
 
 LOOPBACK_HELP = "bind address (loopback unless --allow-remote)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     from workbench.tuning.space import SearchSpaceError
 
+    command = "workbench"
     try:
+        parser = build_parser()  # reads every task's declared options, plugins' included
+        args, extra = parser.parse_known_args(argv)
+        command = f"workbench {args.command}"
+        if extra and not hasattr(args, "model_options"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:
+            args.model_options = model_option_flags(extra)
         return args.handler(args)
     except (ConfigError, DataError, SearchSpaceError) as exc:
-        print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
 
 
@@ -109,12 +116,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field; values are parsed and checked by RunConfig itself."""
+    """One flag per RunConfig field and per option a task or model declares; values are parsed
+    and checked by make_config. A model function's own options come as --NAME VALUE too."""
     group = parser.add_argument_group("run configuration (see RunConfig)")
     for f in dataclasses.fields(RunConfig):
+        if f.name not in RunConfig.field_names():
+            continue
         default = f.default if f.default != "" else "task default"
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(),
                            help=f"{f.metadata.get('help', '')} (default: {default})")
+    group = parser.add_argument_group("options of one task or model (a model function's own: --NAME VALUE)")
+    for name, (option, owners) in declared_flags().items():
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=name.upper(),
+                           help=f"{', '.join(owners)}: {option.help} (default: {option.default})")
+    parser.set_defaults(model_options={})
+
+
+def declared_flags() -> dict:
+    """Option name -> (option, ["task" or "task/model", ...]) over every registered task."""
+    from workbench.tasks import get_task, task_names
+
+    found: dict = {}
+    for name in task_names():
+        task = get_task(name)
+        owned = [(option, name) for option in task.options_for("")]
+        owned += [(option, f"{name}/{model}") for model, options in task.model_options.items() for option in options]
+        for option, owner in owned:
+            found.setdefault(option.name, (option, []))[1].append(owner)
+    return found
+
+
+def model_option_flags(tokens: list[str]) -> dict[str, str]:
+    """`--filters 64 --dropout-rate=0.3` -> {"filters": "64", "dropout_rate": "0.3"}; make_config checks them."""
+    values, tokens = {}, list(tokens)
+    while tokens:
+        token = tokens.pop(0)
+        if not token.startswith("--") or len(token) < 3:
+            raise ConfigError("arguments", token, "--NAME VALUE pairs (a model function's own options)")
+        name, has_value, value = token[2:].partition("=")
+        if not has_value:
+            if not tokens or tokens[0].startswith("--"):
+                raise ConfigError(name.replace("-", "_"), None, "a value after the flag")
+            value = tokens.pop(0)
+        values[name.replace("-", "_")] = value
+    return values
+
+
+def config_values(args: argparse.Namespace) -> dict:
+    """What the config flags gave (fields, declared options, a model function's options)."""
+    names = [*RunConfig.field_names(), *declared_flags()]
+    return {**{name: getattr(args, name) for name in names if getattr(args, name, None) is not None},
+            **args.model_options}
 
 
 def add_bind_flags(parser: argparse.ArgumentParser, port: int) -> None:
@@ -125,8 +177,7 @@ def add_bind_flags(parser: argparse.ArgumentParser, port: int) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    values = {name: getattr(args, name) for name in RunConfig.field_names() if getattr(args, name) is not None}
-    return RunConfig.from_dict(values)
+    return make_config(config_values(args))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -151,7 +202,7 @@ def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
     if given:
         raise ConfigError("resume", run_id, "no other config flags: the config is the run's own "
                           f"(got {', '.join(given)})")
-    return RunConfig.from_dict({k: v for k, v in params.items() if k in RunConfig.field_names()})
+    return config_from_params(params)
 
 
 def run_training(config: RunConfig, in_process: bool, run_id: str | None = None, cell_timeout: int = 3600) -> int:
@@ -216,10 +267,12 @@ def require_loopback(host: str, allow_remote: bool, command: str) -> None:
                           f"{host} anyway")
 
 
+TUNING_ARGUMENTS = ("trials", "timeout", "study", "storage", "workers", "sampler", "pruner", "search_space", "register")
+
+
 def tuning_arguments(args: argparse.Namespace) -> dict:
     """`workbench tune` flags as keyword arguments of workbench.tuning.tune."""
-    values = {name: getattr(args, name) for name in RunConfig.field_names() if getattr(args, name) is not None}
-    return {**values, "trials": args.trials, "timeout": args.timeout, "study": args.study, "storage": args.storage,
+    return {**config_values(args), "trials": args.trials, "timeout": args.timeout, "study": args.study, "storage": args.storage,
             "workers": args.workers, "sampler": args.sampler, "pruner": args.pruner,
             "search_space": args.search_space, "register": args.register}
 
@@ -228,7 +281,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from workbench.tuning import default_study_name, tune
 
     arguments = tuning_arguments(args)
-    base = RunConfig.from_dict({k: v for k, v in arguments.items() if k in RunConfig.field_names()})
+    base = make_config({k: v for k, v in arguments.items() if k not in TUNING_ARGUMENTS})
     if args.in_process:
         result = tune(**arguments)
     else:
@@ -259,7 +312,7 @@ def tune_with_notebook(arguments: dict, base: RunConfig, default_name: str, cell
     load_space(arguments["search_space"], get_task(base.task).search_space(base.model), base)  # fail early
     study_name = arguments["study"] or default_name
     executed = executed_notebooks() / f"tune-{study_name}-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
-    config = {k: v for k, v in arguments.items() if k in RunConfig.field_names()}
+    config = {k: v for k, v in arguments.items() if k in base.to_dict()}
     parameters = {**{k: v for k, v in arguments.items() if k not in config}, "study": study_name, "config": config}
     error = execute(NOTEBOOKS_DIR / "tune.ipynb", parameters, executed, cell_timeout)
     parent = find_parent(study_name, redacted(arguments["storage"]), base.experiment)

@@ -1,8 +1,10 @@
 """RunConfig: everything one training run needs, validated before any data is loaded.
 
-Every entry point (CLI flags, papermill parameters, MLproject, pipelines, tuning trials)
-builds a RunConfig through `RunConfig.from_dict`, so every value is checked by the same
-code and every error names the field, the value and what is allowed.
+`RunConfig` holds what every run has. What only one task, dataset or model has (frame stacking,
+latent size, CSV columns, a user model's keyword parameters) is declared there as an `Option`
+and lands in `RunConfig.options`. Every entry point (CLI flags, papermill parameters, MLproject,
+pipelines, tuning trials) builds a config through `workbench.tasks.make_config`, so every value is
+checked by the same code and every error names the field, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-EMBEDDINGS = ("learned", "glove", "glove-frozen")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber")
 
 
@@ -51,61 +52,54 @@ class RunConfig:
     patience: int = field(default=0, metadata=_help("early-stopping patience in epochs; 0 = off"))
     seed: int = field(default=42, metadata=_help("seed for splits, initialisation and shuffling"))
     validation_split: float = field(default=0.1, metadata=_help("fraction of training data held out for validation"))
-    image_size: int = field(default=0, metadata=_help("image side in pixels for folder datasets; 0 = 64"))
     strategy: str = field(default="auto", metadata=_help("tf.distribute strategy: " + ", ".join(STRATEGIES)))
     precision: str = field(default="auto", metadata=_help("dtype policy: " + ", ".join(PRECISIONS)))
     jit_compile: bool = field(default=False, metadata=_help("compile the training step with XLA"))
     steps_per_execution: int = field(default=1, metadata=_help("batches per compiled call (fewer host round trips)"))
-    vocabulary_size: int = field(default=0, metadata=_help("text: most frequent words kept; 0 = from the data "
-                                                           "(words seen at least twice, at most 20,000)"))
-    sequence_length: int = field(default=0, metadata=_help("text: tokens read per text (minilm: its maximum "
-                                                           "length); 0 = from the data (95th percentile)"))
-    embeddings: str = field(default="learned", metadata=_help("text sequence models: " + ", ".join(EMBEDDINGS)
-                                                              + " (GloVe 6B 50-d, fine-tuned or frozen)"))
-    frozen_layers: int = field(default=0, metadata=_help("minilm: encoder layers kept frozen, counted from the "
-                                                         "input; -1 = all (only the head learns)"))
-    text_column: str = field(default="text", metadata=_help("text column of csv: datasets"))
-    label_column: str = field(default="label", metadata=_help("label column of csv: datasets"))
-    augment: bool = field(default=False, metadata=_help("images: random shifts of training images, plus left-right "
-                                                          "flips where labels allow (fashion-mnist)"))
-    steering_correction: float = field(default=0.2, metadata=_help("driving, udacity:PATH: steering added for the left "
-                                                                     "camera and subtracted for the right; 0 = center only"))
-    frame_stack: int = field(default=4, metadata=_help("driving, cnn-lstm: consecutive frames per example"))
-    tracks: int = field(default=0, metadata=_help("driving, carracing: tracks recorded; 0 = 24"))
-    track_steps: int = field(default=0, metadata=_help("driving, carracing: steps recorded per track; 0 = one lap"))
-    closed_loop_steps: int = field(default=0, metadata=_help("driving: steps the model drives each held-out track "
-                                                               "after training; 0 = one lap, -1 = skip"))
-    latent_dim: int = field(default=64, metadata=_help("gan: size of the generator's noise vector"))
     experiment: str = field(default="", metadata=_help("MLflow experiment; empty = workbench-<task>"))
+
+    options: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "what the task, dataset or model declares beyond the fields above (see Option)"))
+    builder: Any = field(default=None, compare=False, repr=False, metadata=_help(
+        "the function that made this config; replace() goes through it again"))
 
     # ---- construction -------------------------------------------------------------------
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        """What every run has; a task's own options come on top (`options`)."""
+        return [f.name for f in dataclasses.fields(cls) if f.name not in ("options", "builder")]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None = None, **overrides: Any) -> "RunConfig":
-        """Coerce, check and complete a config; raises ConfigError on the first bad value."""
-        merged = {**(values or {}), **overrides}
+    def checked(cls, values: dict[str, Any], options: dict[str, Any] | None = None, builder=None) -> "RunConfig":
+        """The common fields coerced and range-checked; `values` must hold field names only."""
         known = {f.name: f for f in dataclasses.fields(cls)}
-        for name in merged:
-            if name not in known:
-                raise ConfigError(name, merged[name], "a RunConfig field: " + ", ".join(known))
-        coerced = {}
-        for name, value in merged.items():
-            if value is None:  # papermill/CLI "not given"
-                continue
-            coerced[name] = _coerce(name, value, known[name].type)
-        config = cls(**coerced)
+        coerced = {name: _coerce(name, value, known[name].type) for name, value in values.items()
+                   if value is not None}  # None: papermill/CLI "not given"
+        config = cls(**coerced, options=dict(options or {}), builder=builder)
         config._check_ranges()
-        return config._with_task_defaults()
+        return config
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Flat: the fields and then the options, as flags, notebook parameters and MLflow params see them."""
+        values = {name: getattr(self, name) for name in self.field_names()}
+        return {**values, **self.options}
 
     def replace(self, **changes: Any) -> "RunConfig":
-        return RunConfig.from_dict(self.to_dict(), **changes)
+        """A copy with `changes`, checked again by whatever built this config."""
+        if self.builder is None:  # built by hand: only the common fields are checked
+            fields = {k: v for k, v in self.to_dict().items() if k in self.field_names()}
+            fields.update({k: v for k, v in changes.items() if k in fields})
+            options = {**self.options, **{k: v for k, v in changes.items() if k not in fields}}
+            return RunConfig.checked(fields, options)
+        return self.builder({**self.to_dict(), **changes})
+
+    def __getattr__(self, name: str) -> Any:
+        # Task code reads its own options as attributes: config.frame_stack.
+        options = object.__getattribute__(self, "__dict__").get("options") or {}
+        if name in options:
+            return options[name]
+        raise AttributeError(f"RunConfig has no field or option {name!r}")
 
     # ---- validation ---------------------------------------------------------------------
 
@@ -128,42 +122,47 @@ class RunConfig:
         _require(self.strategy in STRATEGIES, "strategy", self.strategy, ", ".join(STRATEGIES))
         _require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
         _require(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution, "an integer >= 1")
-        _require(self.image_size >= 0, "image_size", self.image_size, "an integer >= 0 (0 = default)")
-        _require(0 <= self.steering_correction <= 1, "steering_correction", self.steering_correction, "a number in [0, 1]")
-        _require(self.frame_stack >= 2, "frame_stack", self.frame_stack, "an integer >= 2")
-        _require(self.tracks >= 0, "tracks", self.tracks, "an integer >= 0 (0 = default)")
-        _require(self.track_steps >= 0, "track_steps", self.track_steps, "an integer >= 0 (0 = one lap)")
-        _require(self.closed_loop_steps >= -1, "closed_loop_steps", self.closed_loop_steps,
-                 "an integer >= -1 (0 = one lap, -1 = skip)")
-        _require(self.vocabulary_size >= 0, "vocabulary_size", self.vocabulary_size, "an integer >= 0 (0 = from the data)")
-        _require(self.sequence_length >= 0, "sequence_length", self.sequence_length,
-                 "an integer >= 0 (0 = from the data)")
-        _require(self.embeddings in EMBEDDINGS, "embeddings", self.embeddings, ", ".join(EMBEDDINGS))
-        _require(self.frozen_layers >= -1, "frozen_layers", self.frozen_layers, "an integer >= -1 (-1 = all)")
-        _require(self.latent_dim >= 1, "latent_dim", self.latent_dim, "an integer >= 1")
 
-    def _with_task_defaults(self) -> "RunConfig":
-        from workbench.tasks import get_task, task_names
+@dataclass(frozen=True)
+class Option:
+    """An option a task, dataset or model declares: flags, notebook parameters, launcher controls,
+    search spaces and MLflow params all derive from it."""
 
-        _require(self.task in task_names(), "task", self.task, ", ".join(task_names()))
-        task = get_task(self.task)
-        model = self.model or task.default_model
-        config = dataclasses.replace(
-            self,
-            dataset=self.dataset or task.default_dataset,
-            model=model,
-            epochs=self.epochs or task.default_epochs_for(model),  # 0 stays 0: epochs from the data
-            learning_rate=self.learning_rate or task.default_learning_rate_for(model),
-            loss=self.loss or task.default_loss_for(model),
-            experiment=self.experiment or f"workbench-{self.task}",
-        )
-        task.check_dataset_name(config.dataset)
-        _require(config.model in task.models, "model", config.model,
-                 f"for task '{task.name}': " + ", ".join(task.models))
-        _require(config.loss in task.losses, "loss", config.loss,
-                 f"for task '{task.name}': " + ", ".join(task.losses))
-        task.check_config(config)
-        return config
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: str = ""  # how the allowed values read in an error, when the range alone says too little
+
+    def __post_init__(self):
+        if self.type not in (int, float, str, bool):
+            raise ConfigError(self.name, self.type.__name__ if isinstance(self.type, type) else self.type,
+                              "an option of type int, float, str or bool")
+
+    def check(self, value: Any) -> Any:
+        """The value coerced to the option's type, or a ConfigError naming the option."""
+        value = _coerce(self.name, value, self.type)
+        ok = (not self.choices or value in self.choices) and \
+            (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+        _require(ok, self.name, value, self.describe_allowed())
+        return value
+
+    def describe_allowed(self) -> str:
+        if self.allowed:
+            return self.allowed
+        if self.choices:
+            return ", ".join(map(str, self.choices))
+        kind = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[self.type]
+        if self.minimum is not None and self.maximum is not None:
+            return f"{kind} in [{self.minimum}, {self.maximum}]"
+        if self.minimum is not None:
+            return f"{kind} >= {self.minimum}"
+        if self.maximum is not None:
+            return f"{kind} <= {self.maximum}"
+        return kind
 
 
 def _require(ok: bool, name: str, value: Any, allowed: str) -> None:

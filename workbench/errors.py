@@ -17,3 +17,7 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """A dataset that cannot be used; the message names the file or folder and what is wrong."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run ends FAILED with this message."""

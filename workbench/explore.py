@@ -27,6 +27,7 @@ from typing import Any
 
 from workbench import config as config_module
 from workbench.config import ConfigError, RunConfig
+from workbench.tasks.configure import make_config
 from workbench.tasks import get_task, task_names
 
 # Fields with a fixed set of values; `task`, `dataset`, `model` and `loss` come from the tasks.
@@ -241,7 +242,7 @@ class TrainingProcess:
 
 def config_flags(config: RunConfig) -> list[str]:
     """`workbench train` flags: the task, and the fields that differ from that task's defaults."""
-    defaults = RunConfig.from_dict(task=config.task)
+    defaults = make_config(task=config.task)
     flags = ["--task", config.task]
     for field in dataclasses.fields(RunConfig):
         value = getattr(config, field.name)
@@ -306,7 +307,7 @@ class Launcher:
 
     def config(self) -> RunConfig:
         """The validated config; raises ConfigError naming the field and what is allowed."""
-        return RunConfig.from_dict(self.values())
+        return make_config(self.values())
 
     def _task_changed(self, change) -> None:
         for name, choices in task_choices(change["new"]).items():

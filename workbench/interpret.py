@@ -38,10 +38,10 @@ def load_logged_model(run_id: str):
 def run_config(run_id: str):
     """The RunConfig a run was trained with, from its parameters."""
     from workbench import tracking
-    from workbench.config import RunConfig
+    from workbench.tasks.configure import config_from_params
 
     params = tracking.client().get_run(run_id).data.params
-    return RunConfig.from_dict({k: v for k, v in params.items() if k in RunConfig.field_names()})
+    return config_from_params(params)
 
 
 def latest_run_with_model(task: str) -> str | None:
@@ -123,7 +123,7 @@ def word_occlusion(model, text: str, target: int | None = None) -> list[tuple[st
     """Drop each word in turn and measure how much the explained class probability falls:
     one (word, score) per whitespace-separated word; positive = the word supports the class.
     The model takes raw strings (its TextVectorization layer is inside)."""
-    from workbench.training import predict
+    from workbench.data.batches import predict
 
     words = text.split()
     variants = [text] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
@@ -176,7 +176,7 @@ def explain(model, data, count: int = 8) -> list:
 
 
 def _predicted_labels(model, x, data) -> list[str]:
-    from workbench.training import predict
+    from workbench.data.batches import predict
 
     outputs = np.asarray(predict(model, x)).reshape(len(x), -1)
     if outputs.shape[1] == 1:  # a regression output, e.g. a steering angle

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 from workbench.home import NOTEBOOKS_DIR, executed_notebooks
+from workbench.handoff import RUN_ID_FILE_ENV
 
 KERNEL_NAME = "workbench"
 ENGINE_NAME = "workbench"
 DEFAULT_CELL_TIMEOUT = 3600
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 REPLY_POLL_SECONDS = 1.0
-RUN_ID_FILE_ENV = "WORKBENCH_RUN_ID_FILE"  # where a kernel's new top-level run writes its id
 
 
 @dataclass

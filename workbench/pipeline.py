@@ -392,6 +392,7 @@ def _check_references(where: str, value: Any, needs: list[str], parameters: dict
 def _check_config(step: Step, parameters: dict, fail) -> None:
     """train.ipynb and tune.ipynb build a RunConfig: check its literal values now, not an hour in."""
     from workbench.config import ConfigError, RunConfig
+    from workbench.tasks.configure import make_config
 
     values = substitute(step.parameters, lambda ref: parameters[ref[1]] if ref[0] == "params" else _DEFERRED)
     if step.notebook == (NOTEBOOKS_DIR / "train.ipynb").resolve():
@@ -410,7 +411,7 @@ def _check_config(step: Step, parameters: dict, fail) -> None:
     if any(config.get(k) is _DEFERRED for k in ("task", "dataset", "model")):
         return  # which values are valid depends on the task, known only at run time
     try:
-        RunConfig.from_dict({k: v for k, v in config.items() if v is not _DEFERRED})
+        make_config({k: v for k, v in config.items() if v is not _DEFERRED})
     except ConfigError as exc:
         raise fail(f"{where}{exc.field}: {exc}") from None
 

@@ -1,7 +1,13 @@
 """One tracked training run: config -> data -> model -> fit -> test once -> everything in MLflow.
 
 `train()` is the single code path behind the notebook, the CLI's --in-process mode, pipelines
-and tuning trials.
+and tuning trials. Its stages are public, for a run written by hand:
+
+    prepared = prepare("images", epochs=2)   # config, placement, data
+    model = build(prepared)                  # compiled; no MLflow run yet
+    with tracking.tracked_run(prepared.config) as run:
+        history = fit(prepared, model, run)
+        log(run, test(prepared, model, history))
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 from workbench.config import RunConfig
 from workbench.tasks import get_task
+from workbench.tasks.configure import make_config
 
 
 @dataclass
@@ -26,98 +33,164 @@ class TrainingResult:
     resumed_from_epoch: int = 0
 
 
-def make_config(config: RunConfig | dict | str | None = None, **overrides: Any) -> RunConfig:
-    """Progressive disclosure: train("images"), train(config), train(config, epochs=1), train(task=...)."""
-    if isinstance(config, str):
-        overrides = {"task": config, **overrides}
-        config = None
-    values = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
-    return RunConfig.from_dict(values, **overrides)
-
-
 def load_data(config: RunConfig | dict | str | None = None, **overrides: Any):
     config = make_config(config, **overrides)
-    return get_task(config.task).load_data(config)
+    return get_task(config.task).data_for(config)
+
+
+@dataclass
+class Prepared:
+    """A run before training: its config (epochs resolved), task, device placement and data."""
+
+    config: RunConfig
+    task: Any
+    placement: Any
+    data: Any
+    epochs_from_data: bool
+
+
+@dataclass
+class Tested:
+    """What the single pass over the test split produced, ready to log."""
+
+    metrics: dict[str, float]
+    figures: dict[str, Any]
+    evaluation: Any = None          # the task's Evaluation; None for validation-only runs (tuning trials)
+    exported: Any = None            # what is logged as the run's model, with an input example
+    example: Any = None
+    example_output: Any = None
+
+
+def prepare(config: RunConfig | dict | str | None = None, *, data=None, **overrides: Any) -> Prepared:
+    """Stage 1: a checked config, the device placement, seeds, the data and the epochs it calls for."""
+    from workbench.distribute import place
+    from workbench.training import resolve_epochs, seed_everything
+
+    config = make_config(config, **overrides)
+    task = get_task(config.task)
+    placement = place(config)  # before any other TensorFlow work: it may split devices
+    seed_everything(config.seed)
+    data = data if data is not None else task.data_for(config)
+    epochs_from_data = config.epochs == 0
+    config = resolve_epochs(config, task, data, placement.replicas)
+    return Prepared(config, task, placement, data, epochs_from_data)
+
+
+def build(prepared: Prepared):
+    """Stage 2: the model (the task's own or the user's function), compiled under the strategy.
+
+    Runs before the MLflow run exists, so a model that cannot be built creates no run."""
+    with prepared.placement.strategy.scope():
+        model = prepared.task.model_for(prepared.config, prepared.data)
+        prepared.task.compile(model, prepared.config, prepared.data, prepared.placement.replicas)
+    return model
+
+
+def fit(prepared: Prepared, model, run, callbacks: list | None = None, verbose: int = 2) -> dict[str, list[float]]:
+    """Stage 3: train on the training split, watched on validation; returns the per-epoch history."""
+    from workbench.home import checkpoints
+    from workbench.training import fit as fit_model
+
+    config, task, data = prepared.config, prepared.task, prepared.data
+    backup_dir = checkpoints(run.run_id if prepared.placement.chief else f"worker-{os.getpid()}")
+    keras_history = fit_model(model, config, task, data, backup_dir, replicas=prepared.placement.replicas,
+                              callbacks=[run.epoch_callback(), *task.epoch_callbacks(config, data, run),
+                                         *(callbacks or [])], verbose=verbose)
+    return run.metric_history([*keras_history.history, "epoch_seconds"]) or keras_history.history
+
+
+def test(prepared: Prepared, model, history: dict[str, list[float]], evaluate: bool = True) -> Tested:
+    """Stage 4: the generalization gap and best validation score; with `evaluate`, the one pass
+    over the test split, beside the classical baseline."""
+    from workbench.data.batches import predict
+    from workbench.figures import training_curves
+
+    config, task, data = prepared.config, prepared.task, prepared.data
+    metrics = _generalization_gap(history)
+    best = max if task.monitor_mode == "max" else min
+    metrics[f"best_{task.monitor}"] = best(history[task.monitor])
+    figures = {"training_curves": training_curves({k: v for k, v in history.items() if k != "epoch_seconds"})}
+    if not evaluate:
+        return Tested(metrics, figures)
+    # every worker evaluates: predictions are collective under multi-worker strategies
+    evaluation = task.evaluate(model, data, config)
+    metrics.update(evaluation.metrics)
+    metrics.update(task.test_metrics(model, config, data))
+    metrics.update(task.baseline(data, config))
+    figures.update(evaluation.figures)
+    exported, example = task.exported_model(model, data)
+    return Tested(metrics, figures, evaluation, exported, example, predict(exported, example))
+
+
+def log(run, tested: Tested) -> None:
+    """Stage 5: metrics, figures, tables, files and the model into the run."""
+    run.log_metrics(tested.metrics)
+    for name, figure in tested.figures.items():
+        run.log_figure(figure, name)
+    if tested.evaluation is not None:
+        for name, table in tested.evaluation.tables.items():
+            run.log_table(table, name)
+        for name, content in tested.evaluation.files.items():
+            run.log_bytes(content, name)
+        run.log_model(tested.exported, tested.example, tested.example_output)
 
 
 def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = None, data=None,
           verbose: int = 2, callbacks: list | None = None, parent_run_id: str | None = None,
           run_name: str | None = None, tags: dict[str, str] | None = None, evaluate: bool = True,
           stopped_early: tuple[type[BaseException], ...] = (), **overrides: Any) -> TrainingResult:
-    """Train, evaluate on the test split once, compare with the classical baseline, log it all.
+    """Train, evaluate on the test split once, compare with the classical baseline, log it all:
+    prepare, build, then in the run fit, test and log.
 
-    Invalid configs and unusable data raise before any MLflow run is created (unless `run_id`
-    names a run created earlier, which then ends FAILED). Tuning trials pass `evaluate=False`:
+    Invalid configs, unusable data and models that cannot be built raise before any MLflow run
+    is created (unless `run_id` names a run created earlier). Tuning trials pass `evaluate=False`:
     they are judged on validation only, and the test split stays unseen until the final model.
     """
     from workbench import tracking
-    from workbench.distribute import place
-    from workbench.figures import training_curves
-    from workbench.home import checkpoints
-    from workbench.training import fit, predict, resolve_epochs, resumable_epoch, seed_everything
 
-    config = make_config(config, **overrides)
-    task = get_task(config.task)
-    placement = place(config)  # before any other TensorFlow work: it may split devices
-    seed_everything(config.seed)
-    data = data if data is not None else task.load_data(config)
-    epochs_from_data = config.epochs == 0
-    config = resolve_epochs(config, task, data, placement.replicas)
-
+    prepared = prepare(config, data=data, **overrides)
+    model = build(prepared)
+    config, placement = prepared.config, prepared.placement
     with tracking.tracked_run(config, run_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags,
                               stopped_early=stopped_early, enabled=placement.chief) as run:
-        backup_dir = checkpoints(run.run_id if placement.chief else f"worker-{os.getpid()}")
-        resumed_from = resumable_epoch(backup_dir)
-        if resumed_from:
-            print(f"resuming run {run.run_id} at epoch {resumed_from + 1} of {config.epochs}")
-            run.set_tags({"resumed_from_epoch": str(resumed_from)})
-        run.set_tags(placement.describe())
-        if epochs_from_data:
-            run.set_tags({"epochs_chosen": f"from the data: up to {config.epochs} epochs, early stopping "
-                                           f"after {config.patience} without improvement"})
-        print(f"strategy {placement.kind} ({placement.reason}): {placement.replicas} replica(s) on "
-              f"{', '.join(placement.devices)}; precision {placement.precision}")
-        run.log_metrics({**{f"{split}_examples": n for split, n in data.sizes().items()},
-                         "replicas": placement.replicas, "global_batch_size": config.batch_size * placement.replicas})
-        run.log_dataset(data)
-        if data.notes:  # what the loader changed or skipped, readable beside the run
-            run.log_bytes("\n".join(data.notes).encode(), "data_notes.txt")
-            run.set_tags({"data_notes": "; ".join(data.notes)[:tracking.MAX_TAG_LENGTH]})
+        resumed_from = _start(run, prepared, model)
+        history = fit(prepared, model, run, callbacks, verbose)
+        tested = test(prepared, model, history, evaluate)
+        log(run, tested)
+    tables = tested.evaluation.tables if tested.evaluation else {}
+    return TrainingResult(run.run_id, config, tested.metrics, history, tested.figures, tables, model, resumed_from)
 
-        with placement.strategy.scope():
-            model = task.build_model(config, data)
-            task.compile(model, config, data, placement.replicas)
-        run.log_metrics({"trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights)})
-        keras_history = fit(model, config, task, data, backup_dir, replicas=placement.replicas,
-                            callbacks=[run.epoch_callback(), *task.epoch_callbacks(config, data, run),
-                                       *(callbacks or [])], verbose=verbose)
 
-        history = run.metric_history([*keras_history.history, "epoch_seconds"]) or keras_history.history
-        metrics = _generalization_gap(history)
-        best = max if task.monitor_mode == "max" else min
-        metrics[f"best_{task.monitor}"] = best(history[task.monitor])
-        figures = {"training_curves": training_curves({k: v for k, v in history.items() if k != "epoch_seconds"})}
-        evaluation = None
-        if evaluate:  # every worker evaluates: predictions are collective under multi-worker strategies
-            evaluation = task.evaluate(model, data, config)
-            metrics.update(evaluation.metrics)
-            metrics.update(task.test_metrics(model, config, data))
-            metrics.update(task.baseline(data, config))
-            figures.update(evaluation.figures)
-            exported, example = task.exported_model(model, data)
-            example_output = predict(exported, example)
-        run.log_metrics(metrics)
-        for name, figure in figures.items():
-            run.log_figure(figure, name)
-        if evaluation is not None:
-            for name, table in evaluation.tables.items():
-                run.log_table(table, name)
-            for name, content in evaluation.files.items():
-                run.log_bytes(content, name)
-            run.log_model(exported, example, example_output)
+def _start(run, prepared: Prepared, model) -> int:
+    """What a run records before its first epoch; returns the epoch it resumes after (0: a new run)."""
+    from workbench import tracking
+    from workbench.home import checkpoints
+    from workbench.models import user
+    from workbench.training import resumable_epoch
 
-    return TrainingResult(run.run_id, config, metrics, history, figures,
-                          evaluation.tables if evaluation else {}, model, resumed_from)
+    config, placement, data = prepared.config, prepared.placement, prepared.data
+    resumed_from = resumable_epoch(checkpoints(run.run_id)) if placement.chief else 0
+    if resumed_from:
+        print(f"resuming run {run.run_id} at epoch {resumed_from + 1} of {config.epochs}")
+        run.set_tags({"resumed_from_epoch": str(resumed_from)})
+    run.set_tags(placement.describe())
+    if prepared.epochs_from_data:
+        run.set_tags({"epochs_chosen": f"from the data: up to {config.epochs} epochs, early stopping "
+                                       f"after {config.patience} without improvement"})
+    print(f"strategy {placement.kind} ({placement.reason}): {placement.replicas} replica(s) on "
+          f"{', '.join(placement.devices)}; precision {placement.precision}")
+    run.log_metrics({**{f"{split}_examples": n for split, n in data.sizes().items()},
+                     "replicas": placement.replicas, "global_batch_size": config.batch_size * placement.replicas,
+                     "trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights)})
+    run.log_dataset(data)
+    if data.notes:  # what the loader changed or skipped, readable beside the run
+        run.log_bytes("\n".join(data.notes).encode(), "data_notes.txt")
+        run.set_tags({"data_notes": "; ".join(data.notes)[:tracking.MAX_TAG_LENGTH]})
+    if user.is_reference(config.model):  # the user's model code, beside the run it trained
+        source = user.source(config.model)
+        if source:
+            run.log_bytes(source[1], f"model_source/{source[0]}")
+    return resumed_from
 
 
 def _generalization_gap(history: dict[str, list[float]]) -> dict[str, float]:

@@ -9,18 +9,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from workbench.config import RunConfig
+from workbench.data.batches import input_pipeline, predict  # noqa: F401  (the engine's public helpers)
 from workbench.data.splits import Splits
-from workbench.tasks.base import Task
+from workbench.errors import TrainingDiverged
+from workbench.models.compiling import compile_model, make_optimizer  # noqa: F401
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run ends FAILED with this message."""
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.tasks.base import Task
 
 
 def seed_everything(seed: int) -> None:
@@ -29,25 +31,7 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
-                   augment=None) -> tf.data.Dataset:
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-    options = tf.data.Options()  # in-memory data: workers of a multi-worker run split it by example
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-    if shuffle:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if augment is not None:  # after the cache, so every epoch sees new variations
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Predictions through tf.data, which (unlike Keras' array adapter) also takes arrays of strings."""
-    return model.predict(tf.data.Dataset.from_tensor_slices(x).batch(batch_size), verbose=0)
-
-
-def resolve_epochs(config: RunConfig, task: Task, data: Splits, replicas: int = 1) -> RunConfig:
+def resolve_epochs(config: RunConfig, task: "Task", data: Splits, replicas: int = 1) -> RunConfig:
     """With epochs 0 (the task picks them): enough epochs for the task's gradient-step target on
     this data's size, and early stopping on validation unless the config sets a patience.
 
@@ -60,24 +44,6 @@ def resolve_epochs(config: RunConfig, task: Task, data: Splits, replicas: int = 
     epochs = int(np.clip(-(-task.auto_steps // steps_per_epoch), low, high))
     patience = max(task.auto_patience, -(-task.auto_patience_steps // steps_per_epoch))
     return config.replace(epochs=epochs, patience=config.patience or min(patience, epochs))
-
-
-def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    rate = config.learning_rate
-    if config.lr_schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, steps_per_epoch * config.epochs))
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
-    if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=rate)
-    return keras.optimizers.Adam(learning_rate=rate)
-
-
-def compile_model(model: keras.Model, config: RunConfig, task: Task, data: Splits, replicas: int = 1) -> None:
-    steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=config.loss,
-                  metrics=task.metrics(config, data), jit_compile=config.jit_compile,
-                  steps_per_execution=config.steps_per_execution)
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -107,7 +73,7 @@ def resumable_epoch(backup_dir: Path) -> int:
     return int(json.loads(metadata.read_text()).get("epoch", 0))
 
 
-def fit(model: keras.Model, config: RunConfig, task: Task, data: Splits, backup_dir: Path,
+def fit(model: keras.Model, config: RunConfig, task: "Task", data: Splits, backup_dir: Path,
         callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2, replicas: int = 1) -> keras.callbacks.History:
     """Train on the training split, validate on the validation split; the test split stays unseen.
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.config import ConfigError
+from workbench.config import Option
+from workbench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -47,6 +48,19 @@ class Task:
     auto_patience: int = 10            # stopping after this many epochs without a better validation score,
     auto_patience_steps: int = 0       # or after this many gradient steps, whichever is longer (small sets
                                        # have few steps an epoch and noisy validation scores)
+    options: tuple[Option, ...] = ()   # what runs of this task take beyond the common RunConfig fields
+    model_options: dict[str, tuple[Option, ...]] = {}  # what only one of its models takes
+    supports_user_models: bool = True  # `--model file.py:function` builds the model from ModelInputs
+
+    def options_for(self, model: str) -> tuple[Option, ...]:
+        """The task's options, its plugin datasets' options and the model's own."""
+        from workbench.data.plugins import datasets_of
+
+        found = {option.name: option for option in self.options}
+        for dataset in datasets_of(self.name).values():
+            found.update({option.name: option for option in dataset.options})
+        found.update({option.name: option for option in self.model_options.get(model, ())})
+        return tuple(found.values())
 
     def default_epochs_for(self, model: str) -> int:
         """The epochs used when the config gives none; 0 = chosen from the data's size."""
@@ -78,27 +92,73 @@ class Task:
     def check_config(self, config: "RunConfig") -> None:
         """Cross-field checks that need no data (e.g. a loss that cannot fit a known dataset)."""
 
+    def dataset_names(self) -> list[str]:
+        """Named datasets: the task's own, then those installed packages add (`workbench.datasets`)."""
+        from workbench.data.plugins import datasets_of
+
+        return [*self.datasets, *datasets_of(self.name)]
+
     def check_dataset_name(self, dataset: str) -> None:
-        if dataset in self.datasets or any(dataset.startswith(p) and len(dataset) > len(p)
-                                           for p in self.dataset_prefixes):
+        if dataset in self.dataset_names() or any(dataset.startswith(p) and len(dataset) > len(p)
+                                                  for p in self.dataset_prefixes):
             return
-        allowed = list(self.datasets) + [p + "PATH" for p in self.dataset_prefixes]
+        allowed = self.dataset_names() + [p + "PATH" for p in self.dataset_prefixes]
         raise ConfigError("dataset", dataset, f"for task '{self.name}': " + ", ".join(allowed))
 
     # Everything below runs after validation and may import TensorFlow.
 
+    def data_for(self, config: "RunConfig") -> "Splits":
+        """The splits of `config.dataset`: a plugin dataset loads itself, the rest is `load_data`."""
+        from workbench.data.plugins import datasets_of
+
+        plugin = datasets_of(self.name).get(config.dataset)
+        return plugin.load(config) if plugin else self.load_data(config)
+
     def load_data(self, config: "RunConfig") -> "Splits":
         raise NotImplementedError
 
+    def model_for(self, config: "RunConfig", data: "Splits") -> "keras.Model":
+        """The model of `config.model`: the task's own, or the user's function given ModelInputs."""
+        from workbench.models import user
+
+        if not user.is_reference(config.model):
+            return self.build_model(config, data)
+        model = user.build(config.model, self.model_inputs(config, data), config.options)
+        self.check_model_output(model, config, data)
+        return model
+
     def build_model(self, config: "RunConfig", data: "Splits") -> "keras.Model":
         raise NotImplementedError
+
+    def model_inputs(self, config: "RunConfig", data: "Splits"):
+        """What a user's model function is given: one example's shape and type, the outputs wanted."""
+        from workbench.models.user import ModelInputs
+
+        return ModelInputs(task=self.name, shape=tuple(data.x_train.shape[1:]), dtype=str(data.x_train.dtype),
+                           num_outputs=self.output_width(config, data), output_activation=self.output_activation(config),
+                           class_names=list(data.class_names), examples=data.x_train[:1000])
+
+    def output_width(self, config: "RunConfig", data: "Splits") -> int:
+        return data.num_classes
+
+    def output_activation(self, config: "RunConfig") -> str:
+        return "linear"
+
+    def check_model_output(self, model: "keras.Model", config: "RunConfig", data: "Splits") -> None:
+        """A user's model must end in what the loss expects; say so before any run is created."""
+        wanted = self.output_width(config, data)
+        shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
+        if shape is None or len(shape) != 2 or shape[-1] != wanted:
+            raise ConfigError("model", config.model,
+                              f"a model whose output is (batch, {wanted}) for task '{self.name}' on "
+                              f"'{config.dataset}' with loss {config.loss}; it outputs {model.output_shape}")
 
     def metrics(self, config: "RunConfig", data: "Splits") -> list:
         return ["accuracy"]
 
     def compile(self, model: "keras.Model", config: "RunConfig", data: "Splits", replicas: int = 1) -> None:
         """Optimizer, loss and metrics; a task with a custom train_step (e.g. a GAN) overrides it."""
-        from workbench.training import compile_model
+        from workbench.models.compiling import compile_model
 
         compile_model(model, config, self, data, replicas)
 
@@ -108,7 +168,7 @@ class Task:
 
     def test_metrics(self, model: "keras.Model", config: "RunConfig", data: "Splits") -> dict[str, float]:
         """The loss on the test split (metrics beyond it come from `evaluate`)."""
-        from workbench.training import input_pipeline
+        from workbench.data.batches import input_pipeline
 
         test = input_pipeline(data.x_test, self.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
         results = model.evaluate(test, verbose=0, return_dict=True)
@@ -143,6 +203,12 @@ class ClassificationTask(Task):
 
     monitor = "val_accuracy"
     monitor_mode = "max"
+
+    def output_width(self, config: "RunConfig", data: "Splits") -> int:
+        return 1 if config.loss == "binary_crossentropy" else data.num_classes
+
+    def output_activation(self, config: "RunConfig") -> str:
+        return "sigmoid" if config.loss == "binary_crossentropy" else "softmax"
 
     def metrics(self, config: "RunConfig", data: "Splits") -> list:
         from workbench.models.blocks import classification_metric

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.config import ConfigError, RunConfig
+from workbench.config import ConfigError, Option, RunConfig
 from workbench.data.splits import DataError, Splits
 from workbench.tasks.base import Evaluation, Task
 
@@ -44,6 +44,21 @@ class DrivingTask(Task):
     default_loss = "mse"
     monitor = "val_loss"
     monitor_mode = "min"
+    options = (
+        Option("steering_correction", float, 0.2, "udacity:PATH: steering added for the left camera and "
+                                                  "subtracted for the right; 0 = center only", minimum=0, maximum=1),
+        Option("tracks", int, 0, "carracing: tracks recorded; 0 = 24", minimum=0,
+               allowed="an integer >= 0 (0 = default)"),
+        Option("track_steps", int, 0, "carracing: steps recorded per track; 0 = one lap", minimum=0,
+               allowed="an integer >= 0 (0 = one lap)"),
+        Option("closed_loop_steps", int, 0, "steps the model drives each held-out track after training; "
+                                            "0 = one lap, -1 = skip", minimum=-1,
+               allowed="an integer >= -1 (0 = one lap, -1 = skip)"),
+        Option("frame_stack", int, 4, "cnn-lstm: consecutive frames per example", minimum=2),
+    )
+
+    def output_width(self, config: RunConfig, data: Splits) -> int:
+        return 1  # the steering angle
 
     def default_loss_for(self, model: str) -> str:
         return "binary_crossentropy" if model == "unet" else "mse"
@@ -155,7 +170,7 @@ class DrivingTask(Task):
     def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
         if config.model == "unet":
             return self._evaluate_segmentation(model, data)
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         predicted = predict(model, data.x_test).reshape(-1)
         truth = data.y_test
@@ -209,7 +224,7 @@ class DrivingTask(Task):
             driven[0].frames, every=GIF_EVERY, fps=round(50 / GIF_EVERY))
 
     def _evaluate_segmentation(self, model, data: Splits) -> Evaluation:
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         probability = predict(model, data.x_test)[..., 0]
         scores = _mask_scores(data.y_test[..., 0] > 0, probability > 0.5)

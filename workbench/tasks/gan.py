@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from workbench.config import RunConfig
+from workbench.config import Option, RunConfig
 from workbench.data.splits import Splits
 from workbench.tasks.base import Evaluation, Task
 
@@ -41,6 +41,12 @@ class GanTask(Task):
     default_dataset = "fashion-mnist"
     default_model = "conditional-gan"
     default_loss = "binary_crossentropy"
+    options = (
+        Option("latent_dim", int, 64, "size of the generator's noise vector", minimum=1),
+        Option("image_size", int, 0, "image side in pixels for folder datasets; 0 = 64", minimum=0,
+               allowed="an integer >= 0 (0 = 64)"),
+    )
+    supports_user_models = False  # a generator and a discriminator train against each other
     # Generator and discriminator losses measure the game, not the images; the Fréchet distance
     # to real validation images does, so early stopping and pruning watch it.
     monitor = "val_frechet_distance"
@@ -92,7 +98,7 @@ class GanTask(Task):
     def epoch_callbacks(self, config: RunConfig, data: Splits, run) -> list:
         import keras
 
-        from workbench.training import TrainingDiverged
+        from workbench.errors import TrainingDiverged
 
         inputs, row_labels = sample_grid_inputs(config.latent_dim, data, config.model == "conditional-gan",
                                                 config.seed)
@@ -127,7 +133,7 @@ class GanTask(Task):
             import keras
 
             from workbench.models.gan import build_judge
-            from workbench.training import input_pipeline
+            from workbench.data.batches import input_pipeline
 
             judge = build_judge(data.input_shape, data.num_classes, config.seed)
             judge.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -139,7 +145,7 @@ class GanTask(Task):
         return data.extras[key]
 
     def test_metrics(self, model, config: RunConfig, data: Splits) -> dict[str, float]:
-        from workbench.training import input_pipeline
+        from workbench.data.batches import input_pipeline
 
         test = input_pipeline(data.x_test, self.targets(data.y_test, config, data), 256, shuffle=False, seed=0)
         results = model.evaluate(test, verbose=0, return_dict=True)
@@ -153,7 +159,7 @@ class GanTask(Task):
     # ---- evaluation ---------------------------------------------------------------------
 
     def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         conditional = model.conditional
         reference, requested = _test_halves(data, config.seed)
@@ -221,7 +227,7 @@ class GanTask(Task):
 
     def _judge_outputs(self, images: np.ndarray, data: Splits, config: RunConfig):
         from workbench.models.gan import judge_outputs
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         features, probabilities = predict(judge_outputs(self.judge(data, config)), images)
         return features.astype(np.float64), probabilities
@@ -309,7 +315,7 @@ def _optimizer(config: RunConfig, steps_per_epoch: int):
     stale gradients of a moving opponent makes the game oscillate."""
     import keras
 
-    from workbench.training import make_optimizer
+    from workbench.models.compiling import make_optimizer
 
     optimizer = make_optimizer(config, steps_per_epoch)
     if config.optimizer == "adam":

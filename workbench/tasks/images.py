@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.config import ConfigError, RunConfig
+from workbench.config import ConfigError, Option, RunConfig
 from workbench.data.splits import DataError, Splits, split_holdout
 from workbench.tasks.base import ClassificationTask, Evaluation
 
@@ -28,6 +28,12 @@ class ImagesTask(ClassificationTask):
     default_dataset = "fashion-mnist"
     default_model = "cnn"
     default_loss = "sparse_categorical_crossentropy"
+    options = (
+        Option("image_size", int, 0, "image side in pixels for folder datasets; 0 = 64", minimum=0,
+               allowed="an integer >= 0 (0 = 64)"),
+        Option("augment", bool, False, "random shifts of training images, plus left-right flips where labels "
+                                       "allow (fashion-mnist)"),
+    )
 
     def check_config(self, config: RunConfig) -> None:
         if config.loss == "binary_crossentropy" and config.dataset in self.datasets:
@@ -125,7 +131,7 @@ class ImagesTask(ClassificationTask):
     def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
         from workbench.evaluation import classification_report
         from workbench.figures import image_grid
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         probabilities = predict(model, data.x_test)
         report = classification_report(data.y_test, probabilities, data.class_names)

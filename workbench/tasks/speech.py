@@ -168,7 +168,7 @@ class SpeechTask(ClassificationTask):
     def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
         from workbench.data.speech_synthesis import write_wav
         from workbench.evaluation import classification_report
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         probabilities = predict(model, data.x_test)
         report = classification_report(data.y_test, probabilities, data.class_names)

@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from workbench.config import RunConfig
+from workbench.config import Option, RunConfig
 from workbench.data.splits import DataError, Splits, split_holdout
 from workbench.tasks.base import ClassificationTask, Evaluation
 
@@ -50,6 +50,9 @@ def length_from_data(texts) -> int:
     return max(1, int(np.ceil(np.percentile([len(words(t)) for t in texts], LENGTH_PERCENTILE))))
 
 
+EMBEDDINGS = ("learned", "glove", "glove-frozen")
+
+
 class TextTask(ClassificationTask):
     name = "text"
     datasets = ("fortunes", "rotten-tomatoes")
@@ -59,6 +62,20 @@ class TextTask(ClassificationTask):
     default_dataset = "fortunes"
     default_model = "transformer"
     default_loss = "sparse_categorical_crossentropy"
+    options = (
+        Option("vocabulary_size", int, 0, "most frequent words kept; 0 = from the data (words seen at least "
+                                          "twice, at most 20,000)", minimum=0, allowed="an integer >= 0 (0 = from the data)"),
+        Option("sequence_length", int, 0, "tokens read per text (minilm: its maximum length); 0 = from the data "
+                                          "(95th percentile)", minimum=0, allowed="an integer >= 0 (0 = from the data)"),
+        Option("embeddings", str, "learned", "sequence models' word vectors: learned, or GloVe 6B 50-d fine-tuned "
+                                             "(glove) or frozen (glove-frozen)", choices=EMBEDDINGS),
+        Option("text_column", str, "text", "text column of csv: datasets"),
+        Option("label_column", str, "label", "label column of csv: datasets"),
+    )
+    model_options = {"minilm": (
+        Option("frozen_layers", int, 0, "encoder layers kept frozen, counted from the input; -1 = all (only the "
+                                        "head learns)", minimum=-1, allowed="an integer >= -1 (-1 = all)"),
+    )}
     # Epochs from the data's size: text models fit a training split within a few thousand steps
     # and then overfit, so early stopping (best weights restored) ends most runs well before the cap.
     default_epochs = 0
@@ -92,9 +109,7 @@ class TextTask(ClassificationTask):
             raise ConfigError("embeddings", config.embeddings, f"'learned' with model '{config.model}', which has "
                               f"no word embedding to start from GloVe; glove and glove-frozen work with model "
                               f"{', '.join(EMBEDDING_MODELS)}")
-        if config.frozen_layers and config.model != "minilm":
-            raise ConfigError("frozen_layers", config.frozen_layers, f"0 with model '{config.model}'; freezing "
-                              "encoder layers is for model minilm")
+        # frozen_layers is minilm's own option: other models do not accept it at all
         layers = minilm.encoder_layers() if config.model == "minilm" and config.frozen_layers > 0 else None
         if layers is not None and config.frozen_layers > layers:
             raise ConfigError("frozen_layers", config.frozen_layers, f"-1 to {layers} for model minilm "
@@ -234,7 +249,7 @@ class TextTask(ClassificationTask):
 
     def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
         from workbench.evaluation import classification_report
-        from workbench.training import predict
+        from workbench.data.batches import predict
 
         probabilities = predict(model, data.x_test)
         report = classification_report(data.y_test, probabilities, data.class_names)

@@ -23,6 +23,7 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
 from workbench.config import RunConfig
+from workbench import handoff
 from workbench.home import PROJECT_ROOT, home
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -265,7 +266,7 @@ def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str
         run = mlflow.start_run(experiment_id=experiment_id(config.experiment),
                                run_name=run_name or default_run_name(config), tags=all_tags)
         if not parent_run_id:
-            _announce(run.info.run_id)
+            handoff.announce(run.info.run_id)
     logger = RunLogger(run.info.run_id)
     try:
         logger.log_config(config)
@@ -285,16 +286,6 @@ def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str
         raise
     else:
         mlflow.end_run("FINISHED")
-
-
-def _announce(run_id: str) -> None:
-    """Tell the process that started this notebook kernel which run it created (see notebooks)."""
-    from workbench.notebooks import RUN_ID_FILE_ENV
-
-    path = os.environ.get(RUN_ID_FILE_ENV)
-    if path and not os.path.exists(path):
-        Path(f"{path}.partial").write_text(run_id)
-        os.replace(f"{path}.partial", path)  # the reader never sees half an id
 
 
 def log_artifacts(run_id: str, paths: list[Path], artifact_dir: str) -> None:

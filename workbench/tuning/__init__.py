@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import ConfigError, RunConfig
+from workbench.tasks.configure import make_config
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("hyperband", "median", "none")
@@ -79,7 +80,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     from workbench.tuning.storage import open_storage, redacted, storage_kind, sweep_dead_trials
     from workbench.tuning.workers import SETTINGS_ATTR, counts, run_worker
 
-    base = RunConfig.from_dict(task=task, **config_values)
+    base = make_config(task=task, **config_values)
     for name, value, allowed in (("trials", trials, "an integer >= 1"), ("workers", workers, "an integer >= 1")):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(name, value, allowed)

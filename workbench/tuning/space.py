@@ -50,10 +50,11 @@ def load_space(source: str | Path | dict | None, default: dict[str, dict], base:
 
 
 def check_spec(name: str, spec: Any, where: str, base: RunConfig) -> None:
-    fields = RunConfig.field_names()
+    fields = list(base.to_dict())  # the common fields and the options of this task and model
     if name not in fields or name in ("task", "dataset", "experiment"):
-        raise SearchSpaceError(f"search space {where}: '{name}' is not a tunable RunConfig field "
-                               f"(fields: {', '.join(f for f in fields if f not in ('task', 'dataset', 'experiment'))})")
+        raise SearchSpaceError(f"search space {where}: '{name}' is not a tunable field or option of "
+                               f"{base.task}/{base.model} (tunable: "
+                               f"{', '.join(f for f in fields if f not in ('task', 'dataset', 'experiment'))})")
     if not isinstance(spec, dict) or spec.get("type") not in SPEC_TYPES:
         raise SearchSpaceError(f"search space {where}: parameter '{name}' needs type: one of "
                                f"{', '.join(SPEC_TYPES)} (got {spec!r})")

@@ -13,7 +13,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from workbench.config import RunConfig
+from workbench.tasks.configure import make_config
 from workbench.tuning.storage import WORKER_ATTR, open_storage, this_worker
 
 SETTINGS_ATTR = "workbench"
@@ -44,7 +44,7 @@ def objective_for(study: optuna.Study, settings: dict, data, stop: dict):
     from workbench.tuning.pruning import PruningCallback
     from workbench.tuning.space import suggest
 
-    base = RunConfig.from_dict(settings["base"])
+    base = make_config(settings["base"])
     monitor = get_task(base.task).monitor
 
     def objective(trial: optuna.Trial) -> float:
@@ -85,7 +85,7 @@ def run_worker(study_name: str, storage_uri: str | None, data=None, index: int =
 
     storage = open_storage(storage_uri)
     settings = optuna.load_study(study_name=study_name, storage=storage).user_attrs[SETTINGS_ATTR]
-    base = RunConfig.from_dict(settings["base"])
+    base = make_config(settings["base"])
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=make_sampler(settings["sampler"], base.seed + index),
                               pruner=make_pruner(settings["pruner"], get_task(base.task).max_epochs(base)))
