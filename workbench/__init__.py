@@ -14,7 +14,7 @@ from workbench.config import ConfigError, RunConfig  # noqa: E402
 from workbench.data.splits import DataError  # noqa: E402
 from workbench.runs import TrainingResult, load_data, make_config, train  # noqa: E402
 
-COMPARE = ("find_runs", "epoch_curves", "best_run", "parallel_coordinates", "run_url")  # from workbench.compare
+COMPARE = ("find_runs", "epoch_curves", "best_run", "parallel_coordinates", "run_url")  # from workbench.lab.compare
 
 __all__ = ["ConfigError", "DataError", "RunConfig", "TrainingResult", "load_data", "make_config", "train", *COMPARE]
 __version__ = "0.1.0"
@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The comparison helpers need pandas and MLflow: load them on first use, not on `import workbench`.
     if name in COMPARE:
-        from workbench import compare
+        from workbench.lab import compare
 
         return getattr(compare, name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 The same functions back `notebooks/compare.ipynb` and work from any Python session:
 
-    from workbench.compare import find_runs, epoch_curves, best_run
+    from workbench.lab.compare import find_runs, epoch_curves, best_run
     runs = find_runs("workbench-images", model="cnn", status="FINISHED",
                      where={"test_accuracy": (">=", 0.9)})
     curves = epoch_curves(runs.run_id[:3], "val_accuracy")

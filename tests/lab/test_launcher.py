@@ -1,4 +1,4 @@
-"""The explore launcher: controls built from RunConfig, and real runs started and stopped through it."""
+"""The launcher of explore.ipynb: controls built from RunConfig, and real runs started and stopped through it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from conftest import all_runs, artifact_paths, client
 from workbench.config import OPTIMIZERS, ConfigError, RunConfig
-from workbench.explore import OTHER_DATASET, STOPPED_REASON, Launcher, config_flags, control_for
+from workbench.lab.launcher import OTHER_DATASET, Launcher, control_for
+from workbench.lab.training_process import STOPPED_REASON, config_flags
 from workbench.tasks import get_task, task_names
 
 

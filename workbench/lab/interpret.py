@@ -6,7 +6,7 @@ predicted class, or a chosen one, is explained) or a single value such as a stee
 value is explained). Models come back from MLflow with `load_logged_model(run_id)`, the same
 artifact that would be served.
 
-    from workbench.interpret import load_logged_model, saliency, grad_cam, word_occlusion
+    from workbench.lab.interpret import load_logged_model, saliency, grad_cam, word_occlusion
     model = load_logged_model(run_id)
     maps = saliency(model, images)          # same shape as `images`
     heat = grad_cam(model, images)          # (batch, height, width) in [0, 1]
@@ -47,7 +47,7 @@ def run_config(run_id: str):
 def latest_run_with_model(task: str) -> str | None:
     """The newest FINISHED run of `task` that logged a model (tuning trials log none), or None."""
     from workbench import tracking
-    from workbench.compare import find_runs
+    from workbench.lab.compare import find_runs
 
     client = tracking.client()
     for run_id in find_runs(task=task, status="FINISHED").run_id:
