@@ -25,36 +25,26 @@ import numpy as np
 
 def load_logged_model(run_id: str):
     """The Keras model a training run logged (MLflow 3 logged model; `runs:/RUN/model` otherwise)."""
-    import mlflow.keras
+    from workbench.tracking import queries
 
-    from workbench import tracking
-
-    run = tracking.client().get_run(run_id)
-    outputs = run.outputs.model_outputs if run.outputs else []
-    uri = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run_id}/model"
-    return mlflow.keras.load_model(uri)
+    return queries.load_logged_model(run_id)
 
 
 def run_config(run_id: str):
     """The RunConfig a run was trained with, from its parameters."""
-    from workbench import tracking
     from workbench.config import RunConfig
+    from workbench.tracking import queries
 
-    params = tracking.client().get_run(run_id).data.params
+    params = queries.run_params(run_id)
     return RunConfig.from_dict({k: v for k, v in params.items() if k in RunConfig.field_names()})
 
 
 def latest_run_with_model(task: str) -> str | None:
     """The newest FINISHED run of `task` that logged a model (tuning trials log none), or None."""
-    from workbench import tracking
     from workbench.lab.compare import find_runs
+    from workbench.tracking import queries
 
-    client = tracking.client()
-    for run_id in find_runs(task=task, status="FINISHED").run_id:
-        run = client.get_run(run_id)
-        if run.outputs and run.outputs.model_outputs:
-            return run_id
-    return None
+    return queries.first_with_logged_model(find_runs(task=task, status="FINISHED").run_id)
 
 
 # ---- gradients ------------------------------------------------------------------------------------
