@@ -128,6 +128,6 @@ def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
     # `workbench train` heard the interrupt (not killed after the grace): it attached the notebook
     assert f"notebook/train-{process.run_id}.ipynb" in artifact_paths(home, process.run_id)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
-    assert process.process.returncode is not None
+    assert process.process.returncode not in (None, -signal.SIGKILL)  # it ended by itself, within the grace
     assert 1 <= launcher.progress.value < 100 and "KILLED" in launcher.message.value
     assert launcher.start_button.disabled is False
