@@ -1,6 +1,6 @@
-"""The launcher's training run, outside the notebook's kernel: `start` creates the MLflow run, then
-starts `workbench train` (the papermill path) in a process group of its own that logs into that
-run. `stop` interrupts that process (which ends the run KILLED), kills whatever is left of it (the
+"""The launcher's training run, outside the notebook's kernel: a `TrainingProcess` creates the MLflow
+run, then starts `workbench train` (the papermill path) in a process group of its own that logs into
+that run. `stop` interrupts that process (which ends the run KILLED), kills whatever is left of it (the
 notebook kernel runs in a session of its own), and ends the run itself if it is still RUNNING.
 """
 
