@@ -82,9 +82,10 @@ def test_two_workers_share_a_study_on_postgresql(home, postgres_server):
     result = tune(**QUICK, trials=4, study="pg", storage=url, workers=2, progress=False)
     study = load("pg", url)
     assert len(finished(study)) == 4
-    assert client(home).get_run(result.parent_run_id).data.params["storage_kind"] == "postgresql"
-    assert "***" not in url and url.split("@")[-1] in client(home).get_run(result.parent_run_id).data.tags[
-        "optuna.storage"]
+    parent = client(home).get_run(result.parent_run_id)
+    assert parent.data.params["storage_kind"] == "postgresql"
+    user, host = url.removeprefix("postgresql://").split("@")
+    assert parent.data.tags["optuna.storage"] == f"postgresql://{user}:***@{host}"  # the password masked
 
 
 def test_a_killed_worker_trial_is_failed_and_retried(home):

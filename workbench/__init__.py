@@ -15,7 +15,7 @@ from workbench.data.splits import DataError  # noqa: E402
 from workbench.runs import TrainingResult, load_data, train  # noqa: E402
 from workbench.tasks.configure import config_from_namespace, config_from_params, make_config  # noqa: E402
 
-COMPARE = ("find_runs", "epoch_curves", "best_run", "parallel_coordinates", "run_url")  # from workbench.compare
+COMPARE = ("find_runs", "epoch_curves", "best_run", "parallel_coordinates", "run_url")  # from workbench.lab.compare
 
 __all__ = ["ConfigError", "DataError", "RunConfig", "TrainingResult", "load_data", "config_from_namespace", "config_from_params", "make_config", "train", *COMPARE]
 __version__ = "0.1.0"
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The comparison helpers need pandas and MLflow: load them on first use, not on `import workbench`.
     if name in COMPARE:
-        from workbench import compare
+        from workbench.lab import compare
 
         return getattr(compare, name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from workbench.config import ConfigError
 from workbench.home import home
+from workbench.tracking.auth import has_other_password
 from workbench.tracking.server_record import ADMIN_USER, PASSWORD_FILE, answers, read_password, record_path
 
 AUTH_CONFIG_FILE = "server-auth.ini"
@@ -164,18 +165,11 @@ def _check_existing_admin(password: str) -> None:
     database = home() / AUTH_DB_FILE
     if not database.exists():
         return
-    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
-
-    store = SqlAlchemyStore()
-    store.init_db(f"sqlite:///{database}")
-    try:
-        if store.has_user(ADMIN_USER) and not store.authenticate_user(ADMIN_USER, password):
-            raise ConfigError(PASSWORD_ENV, "<hidden>",
-                              f"the password of the existing admin user in {database} (MLflow sets it once, "
-                              "when it creates the user); change it with MLflow's update-password API, "
-                              "or delete that file to start the users over")
-    finally:
-        store.engine.dispose()
+    if has_other_password(database, ADMIN_USER, password):
+        raise ConfigError(PASSWORD_ENV, "<hidden>",
+                          f"the password of the existing admin user in {database} (MLflow sets it once, "
+                          "when it creates the user); change it with MLflow's update-password API, "
+                          "or delete that file to start the users over")
 
 
 def _write_auth_config() -> Path:

@@ -23,28 +23,13 @@ class Registration:
 
 
 def retrain_and_register(config: RunConfig, data, name: str, parent_run_id: str) -> Registration:
-    from mlflow.exceptions import MlflowException
-
-    from workbench import tracking
     from workbench.runs import train
+    from workbench.tracking.registry import register_if_better
 
     merged = replace(data, x_train=np.concatenate([data.x_train, data.x_val]),
                      y_train=np.concatenate([data.y_train, data.y_val]))
     result = train(config, data=merged, parent_run_id=parent_run_id, run_name=f"retrain-{name}",
                    tags={"retrained_on": "train+validation", "kind": "champion-candidate"}, verbose=0)
-    client = tracking.client()
-    model_id = client.get_run(result.run_id).outputs.model_outputs[0].model_id
-    import mlflow
-
-    version = mlflow.register_model(f"models:/{model_id}", name)
     score = result.metrics["test_accuracy"]
-    client.set_model_version_tag(name, version.version, SCORE_TAG, str(score))
-    try:
-        current = client.get_model_version_by_alias(name, ALIAS)
-        current_score = float(current.tags.get(SCORE_TAG, "-inf"))
-    except MlflowException:
-        current, current_score = None, float("-inf")
-    better = score > current_score
-    if better:
-        client.set_registered_model_alias(name, ALIAS, version.version)
-    return Registration(name, version.version, score, better, current.version if current else None)
+    version, better, previous = register_if_better(result.run_id, name, score, ALIAS, SCORE_TAG)
+    return Registration(name, version, score, better, previous)

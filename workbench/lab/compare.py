@@ -2,7 +2,7 @@
 
 The same functions back `notebooks/compare.ipynb` and work from any Python session:
 
-    from workbench.compare import find_runs, epoch_curves, best_run
+    from workbench.lab.compare import find_runs, epoch_curves, best_run
     runs = find_runs("workbench-images", model="cnn", status="FINISHED",
                      where={"test_accuracy": (">=", 0.9)})
     curves = epoch_curves(runs.run_id[:3], "val_accuracy")
@@ -36,20 +36,14 @@ def find_runs(experiment: str | Iterable[str] | None = None, *, task: str | None
     `where` maps a metric name (or `params.NAME`, `tags.NAME`) to (operator, value), e.g.
     {"test_accuracy": (">=", 0.9), "params.optimizer": ("=", "adam")}.
     """
-    import mlflow
+    from workbench.tracking import queries
 
-    from workbench import tracking
-
-    client = tracking.client()
-    experiments = _experiments(client, experiment)
+    experiments = queries.experiments(experiment)
     columns = ["run_id", "run_name", "experiment", "status", "task", "dataset", "model", "start_time",
                "duration_s", "error", "parent_run_id", "experiment_id"]
     if not experiments:
         return pd.DataFrame(columns=columns)
-    frame = mlflow.search_runs(experiment_ids=list(experiments), filter_string=_filter(task, model, dataset,
-                                                                                      status, where),
-                               max_results=max_results, order_by=["attributes.start_time DESC"],
-                               output_format="pandas")
+    frame = queries.search_runs(experiments, _filter(task, model, dataset, status, where), max_results)
     if frame.empty:
         return pd.DataFrame(columns=columns)
     for tag, column in IDENTITY_TAGS.items():
@@ -58,21 +52,6 @@ def find_runs(experiment: str | Iterable[str] | None = None, *, task: str | None
     frame["duration_s"] = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
     measured = sorted(c for c in frame.columns if c.startswith(("params.", "metrics.")))
     return frame[columns + measured].reset_index(drop=True)
-
-
-def _experiments(client, experiment) -> dict[str, str]:
-    """{experiment id: name} for the given name(s); every experiment for None."""
-    if experiment is None:
-        return {e.experiment_id: e.name for e in client.search_experiments()}
-    names = [experiment] if isinstance(experiment, str) else list(experiment)
-    found = {}
-    for name in names:
-        match = client.get_experiment_by_name(name)
-        if match is None:
-            known = ", ".join(e.name for e in client.search_experiments()) or "none yet"
-            raise LookupError(f"no MLflow experiment named {name!r} (experiments: {known})")
-        found[match.experiment_id] = match.name
-    return found
 
 
 def _filter(task, model, dataset, status, where) -> str:
@@ -106,14 +85,10 @@ def _quote(value: str) -> str:
 
 def epoch_curves(run_ids: Iterable[str], metric: str) -> pd.DataFrame:
     """One column per run, one row per epoch (MLflow step); a resumed run keeps the last value of a step."""
-    from workbench import tracking
+    from workbench.tracking import queries
 
-    client = tracking.client()
-    columns = {}
-    for run_id in run_ids:
-        points = sorted(client.get_metric_history(run_id, metric), key=lambda p: p.timestamp)
-        columns[run_id] = pd.Series({p.step: p.value for p in points}, dtype=float)
-    frame = pd.DataFrame(columns)
+    history = queries.metric_steps(run_ids, metric)
+    frame = pd.DataFrame({run_id: pd.Series(steps, dtype=float) for run_id, steps in history.items()})
     frame.index.name = "epoch"
     return frame.sort_index()
 
@@ -203,17 +178,10 @@ def run_url(run: Any, base_url: str | None = None) -> str:
     """The run's page in the MLflow UI (`workbench ui`; WORKBENCH_UI_URL overrides the address).
 
     `run` is a run id, an MLflow Run, or a row of find_runs."""
-    from mlflow.entities import Run
+    from workbench.tracking import queries
 
     base = (base_url or os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
-    if isinstance(run, str):
-        from workbench import tracking
-
-        run = tracking.client().get_run(run)
-    if isinstance(run, Run):
-        run_id, experiment = run.info.run_id, run.info.experiment_id
-    else:
-        run_id, experiment = run["run_id"], run["experiment_id"]
+    run_id, experiment = queries.run_and_experiment_ids(run)
     return f"{base}/#/experiments/{experiment}/runs/{run_id}"
 
 

@@ -1,34 +1,30 @@
 """The JupyterLab launcher: pick a run configuration with widgets, preview the data, train in the
 background and watch it in MLflow.
 
-    from workbench.explore import Launcher
+    from workbench.lab.launcher import Launcher
     Launcher()
 
 The controls are built from `RunConfig`'s fields (their types, defaults and help) and from the
 registered tasks (their datasets, models and losses), so a new field or task shows up without
-touching the notebook. A run never trains inside the notebook's kernel: `Start` creates the MLflow
-run, then starts `workbench train` (the papermill path) in a process group of its own that logs
-into that run; the launcher polls the run's per-epoch metrics for the progress bar and the
-curves. `Stop` interrupts that process (which ends the run KILLED), kills whatever is left of it
-(the notebook kernel runs in a session of its own), and ends the run itself if it is still RUNNING.
+touching the notebook. A run never trains inside the notebook's kernel: `Start` hands it to a
+`TrainingProcess` (`workbench train` in a process of its own, logging into a run created first);
+the launcher polls the run's per-epoch metrics for the progress bar and the curves, and `Stop`
+ends it cleanly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 from workbench import config as config_module
-from workbench.config import ConfigError, RunConfig
-from workbench.tasks.configure import make_config
+from workbench.config import ConfigError, Option, RunConfig
+from workbench.lab.training_process import TrainingProcess
 from workbench.tasks import get_task, task_names
+from workbench.tasks.configure import declared_options, make_config
 
 # Fields with a fixed set of values; `task`, `dataset`, `model` and `loss` come from the tasks.
 CHOICES = {
@@ -51,14 +47,21 @@ LOG_SLIDERS = {"learning_rate": (-5, 0)}  # powers of ten
 MAIN_FIELDS = ("task", "dataset", "model", "epochs", "batch_size", "optimizer", "learning_rate", "activation",
                "loss", "dropout", "l2", "seed")
 OTHER_DATASET = "dataset_path"  # free text beside the dataset dropdown, for folder:PATH and csv:PATH
-STOPPED_REASON = "stopped from the launcher"
 POLL_SECONDS = 2.0
-INTERRUPT_GRACE_SECONDS = 60  # time `workbench train` gets to attach the notebook and end the run
 
 
-def _kind(field: dataclasses.Field) -> type:
-    """A field's type, also when annotations are strings (`from __future__ import annotations`)."""
-    return {"int": int, "float": float, "str": str, "bool": bool}.get(field.type, field.type)
+def field_option(field: dataclasses.Field) -> Option:
+    """A common RunConfig field described like a declared option, so both get controls alike."""
+    kind = {"int": int, "float": float, "str": str, "bool": bool}.get(field.type, field.type)
+    return Option(field.name, kind, field.default, field.metadata.get("help", ""))
+
+
+def declared(task_name: str, model: str) -> dict[str, Option]:
+    """The options the task and model declare (a model function's keyword parameters included)."""
+    try:
+        return {option.name: option for option in declared_options(task_name, model)}
+    except ConfigError:  # a model reference typed halfway: its options appear once it loads
+        return {}
 
 
 def task_choices(task_name: str) -> dict[str, tuple[str, ...]]:
@@ -72,14 +75,15 @@ def task_choices(task_name: str) -> dict[str, tuple[str, ...]]:
     }
 
 
-def control_for(field: dataclasses.Field, choices: tuple | None = None):
-    """One widget for one config field: a dropdown for a fixed set of values, a slider for the
-    numbers in SLIDERS, a checkbox for booleans, a number or text box otherwise. The field's
+def control_for(field: Option, choices: tuple | None = None):
+    """One widget for one config field or option: a dropdown for a fixed set of values, a slider
+    for the numbers in SLIDERS, a checkbox for booleans, a number or text box otherwise. The
     help text is the tooltip."""
     import ipywidgets as widgets
 
-    kind = _kind(field)
-    common = {"description": field.name, "tooltip": field.metadata.get("help", ""),
+    kind = field.type
+    choices = choices or field.choices or None
+    common = {"description": field.name, "tooltip": field.help,
               "style": {"description_width": "130px"}, "layout": widgets.Layout(width="420px")}
     default = field.default
     if choices is not None:
@@ -99,23 +103,28 @@ def control_for(field: dataclasses.Field, choices: tuple | None = None):
         return widgets.IntText(value=default, **common)
     if kind is float:
         return widgets.FloatText(value=default, **common)
-    return widgets.Text(value=str(default), placeholder=field.metadata.get("help", ""), **common)
+    return widgets.Text(value=str(default), placeholder=field.help, **common)
 
 
 def build_controls(task_name: str | None = None) -> dict[str, Any]:
-    """A widget for every RunConfig field, plus the free-text dataset path."""
+    """A widget for every common RunConfig field and every option the task and its default model
+    declare, plus the free-text dataset path."""
     import ipywidgets as widgets
 
     task_name = task_name or RunConfig().task
     per_task = task_choices(task_name)
     controls = {}
     for field in dataclasses.fields(RunConfig):
+        if field.name not in RunConfig.field_names():
+            continue
         if field.name == "task":
             choices = tuple(task_names())
         else:
             choices = per_task.get(field.name) or CHOICES.get(field.name)
-        controls[field.name] = control_for(field, choices)
+        controls[field.name] = control_for(field_option(field), choices)
     controls["task"].value = task_name
+    for name, option in declared(task_name, controls["model"].value).items():
+        controls[name] = control_for(option)
     # A log slider cannot show "0 = the model's default": it shows that default's value instead.
     controls["learning_rate"].value = get_task(task_name).default_learning_rate_for(controls["model"].value)
     controls[OTHER_DATASET] = widgets.Text(
@@ -123,132 +132,6 @@ def build_controls(task_name: str | None = None) -> dict[str, Any]:
         tooltip="a dataset given by path, for tasks that read folders or files",
         style={"description_width": "130px"}, layout=widgets.Layout(width="420px"))
     return controls
-
-
-class TrainingProcess:
-    """A `workbench train` process logging into an MLflow run created before it starts."""
-
-    def __init__(self, config: RunConfig):
-        from workbench import tracking
-        from workbench.home import home, subdir
-
-        self.config = config
-        self.stop_requested = False
-        self.run_id = tracking.create_run(config)
-        self.log = subdir("launcher") / f"train-{self.run_id}.log"
-        self.command = [sys.executable, "-m", "workbench", "train", *config_flags(config)]
-        # The child must log into the same store this process reads, whatever its working directory.
-        env = {**os.environ, "MLFLOW_RUN_ID": self.run_id, "WORKBENCH_HOME": str(home())}
-        try:
-            with open(self.log, "wb") as log:
-                # A session of its own: interrupting the notebook's kernel leaves the run alone, and
-                # stop() can signal the whole group.
-                self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                start_new_session=True)
-        except OSError as exc:  # the run exists already: it must not stay RUNNING
-            tracking.end_run(self.run_id, error=f"could not start `workbench train`: {exc}")
-            raise
-        self.started = time.time()
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def status(self) -> str:
-        from workbench import tracking
-
-        return tracking.run_status(self.run_id)
-
-    def epochs_done(self) -> int:
-        """Epochs whose metrics reached MLflow (the epoch callback logs `epoch_seconds` at each end)."""
-        from workbench import tracking
-
-        return len({p.step for p in tracking.client().get_metric_history(self.run_id, "epoch_seconds")})
-
-    def planned_epochs(self) -> int:
-        """The run's epochs: as configured, or as the run chose from the data (0 until it has)."""
-        if self.config.epochs:
-            return self.config.epochs
-        from workbench import tracking
-
-        return int(tracking.client().get_run(self.run_id).data.params.get("epochs", 0))
-
-    def curves(self) -> dict[str, list[float]]:
-        """Per-epoch values of every validation metric (`val_loss`, `val_accuracy`, ...) and of its
-        training twin where there is one."""
-        from workbench import tracking
-
-        logger = tracking.RunLogger(self.run_id)
-        latest = logger.client.get_run(self.run_id).data.metrics
-        names = sorted(k.removeprefix("val_") for k in latest if k.startswith("val_") and k != "val_examples")
-        keys = [key for name in names for key in (name, f"val_{name}") if key in latest]
-        return logger.metric_history(keys)
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def wait(self, timeout: float | None = None) -> str:
-        """Wait for the process to end; then make sure the run is closed. Returns the run's status."""
-        self.process.wait(timeout)
-        if self.stop_requested:
-            return self._close_run(STOPPED_REASON, status="KILLED")
-        return self._close_run(f"training process exited with code {self.process.returncode}: "
-                               + self.log_tail(5))
-
-    def stop(self, grace: float = INTERRUPT_GRACE_SECONDS) -> str:
-        """End the run cleanly: interrupt `workbench train` (it attaches the executed notebook and
-        ends the run KILLED), kill what is left of its process tree, and close the run if the
-        process could not. Returns the run's final status."""
-        import psutil
-
-        from workbench.executors import kill_tree
-
-        from workbench import tracking
-
-        self.stop_requested = True
-        try:
-            family = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            family = []
-        if self.running:
-            os.kill(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.running:
-            kill_tree(self.process)
-        for member in family:  # the notebook kernel, in a session of its own
-            try:
-                member.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(family, timeout=10)
-        status = self._close_run(STOPPED_REASON, status="KILLED")
-        if status == "KILLED":  # the kernel tags its interruption generically; say who stopped it
-            tracking.client().set_tag(self.run_id, tracking.ERROR_TAG, STOPPED_REASON)
-        return status
-
-    def _close_run(self, reason: str, status: str = "FAILED") -> str:
-        from workbench import tracking
-
-        if tracking.run_status(self.run_id) == "RUNNING":
-            tracking.end_run(self.run_id, error=reason, status=status)
-        return tracking.run_status(self.run_id)
-
-
-def config_flags(config: RunConfig) -> list[str]:
-    """`workbench train` flags: the task, and the fields that differ from that task's defaults."""
-    defaults = make_config(task=config.task)
-    flags = ["--task", config.task]
-    for field in dataclasses.fields(RunConfig):
-        value = getattr(config, field.name)
-        if value != getattr(defaults, field.name):
-            flags += [f"--{field.name.replace('_', '-')}", str(value)]
-    return flags
 
 
 class Launcher:
@@ -290,7 +173,8 @@ class Launcher:
         # The task first: choosing it resets the dataset, model and loss choices.
         for name, value in sorted(values.items(), key=lambda item: item[0] != "task"):
             if name not in self.controls:
-                raise ConfigError(name, value, "a RunConfig field: " + ", ".join(RunConfig.field_names()))
+                raise ConfigError(name, value, "a RunConfig field or an option of this task and model: "
+                                  + ", ".join(n for n in self.controls if n != OTHER_DATASET))
             control = self.controls[name]
             options = [v for _, v in getattr(control, "options", ())]
             if options and value not in options:
@@ -314,12 +198,29 @@ class Launcher:
             control = self.controls[name]
             control.options = [(value or "(default)", value) for value in choices]
             control.value = choices[0]
+        self._refresh_options()
 
     def _model_changed(self, change) -> None:
         """Pretrained models want much smaller steps: each model brings its default learning rate."""
         if change["new"]:
             task = get_task(self.controls["task"].value)
             self.controls["learning_rate"].value = task.default_learning_rate_for(change["new"])
+        self._refresh_options()
+
+    def _refresh_options(self) -> None:
+        """Controls for exactly the options the chosen task and model declare."""
+        wanted = declared(self.controls["task"].value, self.controls["model"].value)
+        common = {*RunConfig.field_names(), OTHER_DATASET}
+        for name in [n for n in self.controls if n not in common and n not in wanted]:
+            del self.controls[name]
+        for name, option in wanted.items():
+            self.controls.setdefault(name, control_for(option))
+        if hasattr(self, "advanced"):
+            self.advanced.children = [widgets_box(self._other_controls())]
+
+    def _other_controls(self) -> list:
+        main = {*MAIN_FIELDS, OTHER_DATASET}
+        return [control for name, control in self.controls.items() if name not in main]
 
     # ---- actions ---------------------------------------------------------------------------
 
@@ -428,7 +329,7 @@ class Launcher:
         self.message.value = self._describe(f"<b>{final_status}</b>") + details
 
     def _describe(self, phase: str) -> str:
-        from workbench.compare import run_url
+        from workbench.lab.compare import run_url
 
         run = self.current
         c = run.config
@@ -444,9 +345,10 @@ class Launcher:
 
         main = [self.controls[name] for name in MAIN_FIELDS if name in self.controls]
         main.insert(main.index(self.controls["dataset"]) + 1, self.controls[OTHER_DATASET])
-        others = [control for name, control in self.controls.items() if control not in main]
-        advanced = widgets.Accordion(children=[widgets.VBox(others)], titles=("All other settings",))
+        advanced = widgets.Accordion(children=[widgets_box(self._other_controls())],
+                                     titles=("All other settings (the task's and model's own options last)",))
         advanced.selected_index = None
+        self.advanced = advanced
         # Two columns: what to train (choices) beside how long and how fast (numbers).
         choices = [c for c in main if isinstance(c, (widgets.Dropdown, widgets.Text))]
         numbers = [c for c in main if c not in choices]
@@ -457,6 +359,12 @@ class Launcher:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def widgets_box(children: list):
+    import ipywidgets as widgets
+
+    return widgets.VBox(children)
 
 
 def _displayable(item):

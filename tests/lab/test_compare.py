@@ -46,9 +46,9 @@ def runs(home):
 
 def test_find_runs_filters_by_experiment_task_model_status_and_metric(runs):
     import workbench
-    from workbench.compare import find_runs
+    from workbench.lab.compare import find_runs
 
-    assert workbench.find_runs is find_runs and workbench.run_url.__module__ == "workbench.compare"
+    assert workbench.find_runs is find_runs and workbench.run_url.__module__ == "workbench.lab.compare"
 
     everything = find_runs()
     assert set(everything.run_id) == set(runs.values())
@@ -65,7 +65,7 @@ def test_find_runs_filters_by_experiment_task_model_status_and_metric(runs):
 
 
 def test_bad_filters_say_what_is_allowed(runs):
-    from workbench.compare import find_runs
+    from workbench.lab.compare import find_runs
 
     with pytest.raises(LookupError, match="no MLflow experiment named 'nope'.*workbench-images"):
         find_runs("nope")
@@ -76,7 +76,7 @@ def test_bad_filters_say_what_is_allowed(runs):
 
 
 def test_epoch_curves_best_run_and_links(runs):
-    from workbench.compare import best_run, epoch_curves, find_runs, run_url
+    from workbench.lab.compare import best_run, epoch_curves, find_runs, run_url
 
     curves = epoch_curves([runs["cnn_good"], runs["cnn_poor"]], "val_accuracy")
     assert list(curves.columns) == [runs["cnn_good"], runs["cnn_poor"]]
@@ -95,7 +95,7 @@ def test_epoch_curves_best_run_and_links(runs):
 
 
 def test_parallel_coordinates_draws_one_line_per_run_over_each_parameter(runs):
-    from workbench.compare import find_runs, parallel_coordinates
+    from workbench.lab.compare import find_runs, parallel_coordinates
 
     finished = find_runs(task="images", status="FINISHED")
     figure = parallel_coordinates(finished, ["learning_rate", "optimizer"], "test_accuracy")

@@ -1,4 +1,4 @@
-"""The explore launcher: controls built from RunConfig, and real runs started and stopped through it."""
+"""The launcher of explore.ipynb: controls built from RunConfig, and real runs started and stopped through it."""
 
 from __future__ import annotations
 
@@ -13,16 +13,21 @@ import pytest
 from conftest import all_runs, artifact_paths, client
 from workbench.tasks.configure import make_config
 from workbench.config import OPTIMIZERS, ConfigError, RunConfig
-from workbench.explore import OTHER_DATASET, STOPPED_REASON, Launcher, config_flags, control_for
+from workbench.lab.launcher import OTHER_DATASET, Launcher, control_for, field_option
+from workbench.lab.training_process import STOPPED_REASON, config_flags
 from workbench.tasks import get_task, task_names
 
 
 def test_every_runconfig_field_has_a_control_with_its_default_and_help(home):
     launcher = Launcher()
     for field in dataclasses.fields(RunConfig):
+        if field.name not in RunConfig.field_names():
+            continue  # `options` and `builder`: the options get controls of their own
         control = launcher.controls[field.name]
         assert control.description == field.name
         assert control.tooltip == field.metadata["help"]
+    for option in get_task("images").options:  # the task's own options, with their help
+        assert launcher.controls[option.name].tooltip == option.help
     assert launcher.config() == make_config({})  # untouched controls = the defaults
     assert launcher.controls["epochs"].value == 0 and launcher.controls["learning_rate"].value == 1e-3
     assert isinstance(launcher.controls["epochs"], widgets.IntSlider)
@@ -46,6 +51,27 @@ def test_choosing_a_task_offers_its_datasets_models_and_losses():
     config = launcher.set(model="bow", epochs=2).config()
     assert (config.task, config.dataset, config.model, config.epochs) == ("text", "fortunes", "bow", 2)
     assert config_flags(config) == ["--task", "text", "--model", "bow", "--epochs", "2"]
+    # Options follow the task and model: the images options went, text's came, minilm's own with it.
+    assert "augment" not in launcher.controls and "embeddings" in launcher.controls
+    assert "frozen_layers" not in launcher.controls
+    launcher.set(model="minilm", frozen_layers=2)
+    assert launcher.config().frozen_layers == 2
+    assert config_flags(launcher.config())[-2:] == ["--frozen-layers", "2"]
+
+
+def test_the_launcher_lists_plugin_tasks_and_a_model_functions_options():
+    from conftest import ROOT
+
+    launcher = Launcher()
+    assert "tabular" in [value for _, value in launcher.controls["task"].options]
+    launcher.set(task="tabular")
+    assert launcher.controls["hidden_units"].value == 64
+    reference = f"{ROOT / 'tests' / 'fixtures' / 'models' / 'my_models.py'}:small_mlp"
+    launcher.set(task="images", dataset="digits")
+    launcher.controls["model"].options = [*launcher.controls["model"].options, (reference, reference)]
+    launcher.set(model=reference, hidden_units=8)
+    flags = config_flags(launcher.config())
+    assert launcher.config().hidden_units == 8 and flags[flags.index("--hidden-units") + 1] == "8"
 
 
 def test_a_new_config_field_gets_a_control_from_its_type_default_and_help():
@@ -55,7 +81,7 @@ def test_a_new_config_field_gets_a_control_from_its_type_default_and_help():
         label_smoothing: float = dataclasses.field(default=0.1, metadata={"help": "target smoothing"})
         note: str = dataclasses.field(default="", metadata={"help": "free text"})
 
-    warmup, smoothing, note = (control_for(f) for f in dataclasses.fields(Extended))
+    warmup, smoothing, note = (control_for(field_option(f)) for f in dataclasses.fields(Extended))
     assert isinstance(warmup, widgets.IntText) and warmup.value == 3 and warmup.tooltip == "epochs of linear warm-up"
     assert isinstance(smoothing, widgets.FloatText) and smoothing.value == 0.1
     assert isinstance(note, widgets.Text) and note.description == "note"
@@ -128,6 +154,6 @@ def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
     # `workbench train` heard the interrupt (not killed after the grace): it attached the notebook
     assert f"notebook/train-{process.run_id}.ipynb" in artifact_paths(home, process.run_id)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
-    assert process.process.returncode is not None
+    assert process.process.returncode not in (None, -signal.SIGKILL)  # it ended by itself, within the grace
     assert 1 <= launcher.progress.value < 100 and "KILLED" in launcher.message.value
     assert launcher.start_button.disabled is False

@@ -6,7 +6,7 @@ predicted class, or a chosen one, is explained) or a single value such as a stee
 value is explained). Models come back from MLflow with `load_logged_model(run_id)`, the same
 artifact that would be served.
 
-    from workbench.interpret import load_logged_model, saliency, grad_cam, word_occlusion
+    from workbench.lab.interpret import load_logged_model, saliency, grad_cam, word_occlusion
     model = load_logged_model(run_id)
     maps = saliency(model, images)          # same shape as `images`
     heat = grad_cam(model, images)          # (batch, height, width) in [0, 1]
@@ -25,36 +25,25 @@ import numpy as np
 
 def load_logged_model(run_id: str):
     """The Keras model a training run logged (MLflow 3 logged model; `runs:/RUN/model` otherwise)."""
-    import mlflow.keras
+    from workbench.tracking import queries
 
-    from workbench import tracking
-
-    run = tracking.client().get_run(run_id)
-    outputs = run.outputs.model_outputs if run.outputs else []
-    uri = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run_id}/model"
-    return mlflow.keras.load_model(uri)
+    return queries.load_logged_model(run_id)
 
 
 def run_config(run_id: str):
     """The RunConfig a run was trained with, from its parameters."""
-    from workbench import tracking
     from workbench.tasks.configure import config_from_params
+    from workbench.tracking import queries
 
-    params = tracking.client().get_run(run_id).data.params
-    return config_from_params(params)
+    return config_from_params(queries.run_params(run_id))
 
 
 def latest_run_with_model(task: str) -> str | None:
     """The newest FINISHED run of `task` that logged a model (tuning trials log none), or None."""
-    from workbench import tracking
-    from workbench.compare import find_runs
+    from workbench.lab.compare import find_runs
+    from workbench.tracking import queries
 
-    client = tracking.client()
-    for run_id in find_runs(task=task, status="FINISHED").run_id:
-        run = client.get_run(run_id)
-        if run.outputs and run.outputs.model_outputs:
-            return run_id
-    return None
+    return queries.first_with_logged_model(find_runs(task=task, status="FINISHED").run_id)
 
 
 # ---- gradients ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ def test_saliency_of_a_single_output_model_is_the_absolute_input_gradient():
     model = keras.Model(inputs, steering)
     weights = np.linspace(-1, 1, 48, dtype="float32").reshape(48, 1)
     model.get_layer("steering").set_weights([weights, np.zeros(1, "float32")])
-    from workbench.interpret import grad_cam, saliency
+    from workbench.lab.interpret import grad_cam, saliency
 
     frames = np.random.default_rng(0).random((2, 4, 4, 3), dtype="float32")
     maps = saliency(model, frames)
@@ -31,7 +31,7 @@ def test_saliency_of_a_single_output_model_is_the_absolute_input_gradient():
 def test_image_model_from_mlflow_saliency_grad_cam_and_the_notebook(home, tmp_path):
     import workbench
     from workbench.home import NOTEBOOKS_DIR
-    from workbench.interpret import grad_cam, last_conv_layer, latest_run_with_model, load_logged_model, saliency
+    from workbench.lab.interpret import grad_cam, last_conv_layer, latest_run_with_model, load_logged_model, saliency
     from workbench.notebooks import execute
 
     trained = workbench.train("images", dataset="digits", model="cnn", epochs=1, verbose=0)
@@ -60,7 +60,7 @@ def test_image_model_from_mlflow_saliency_grad_cam_and_the_notebook(home, tmp_pa
 @pytest.mark.slow
 def test_word_occlusion_on_a_logged_text_model_scores_every_word(home):
     import workbench
-    from workbench.interpret import explain, load_logged_model, word_occlusion
+    from workbench.lab.interpret import explain, load_logged_model, word_occlusion
 
     trained = workbench.train("text", dataset="fortunes", model="bow", epochs=1, verbose=0)
     model = load_logged_model(trained.run_id)

@@ -1,0 +1,79 @@
+"""Reading runs back from the store: experiments by name, runs matching a filter, per-epoch metric
+values, a run's parameters, and the model a run logged. What `workbench.lab` compares and explains.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import mlflow
+from mlflow.entities import Run
+
+from workbench import tracking
+
+
+def experiments(names: str | Iterable[str] | None) -> dict[str, str]:
+    """{experiment id: name} for the given name(s); every experiment for None."""
+    client = tracking.client()
+    if names is None:
+        return {e.experiment_id: e.name for e in client.search_experiments()}
+    found = {}
+    for name in [names] if isinstance(names, str) else list(names):
+        match = client.get_experiment_by_name(name)
+        if match is None:
+            known = ", ".join(e.name for e in client.search_experiments()) or "none yet"
+            raise LookupError(f"no MLflow experiment named {name!r} (experiments: {known})")
+        found[match.experiment_id] = match.name
+    return found
+
+
+def search_runs(experiment_ids: Iterable[str], filter_string: str, max_results: int):
+    """The matching runs as MLflow's pandas table (`tags.*`, `params.*`, `metrics.*` columns), newest first."""
+    tracking.client()  # points MLflow's search at this home's store
+    return mlflow.search_runs(experiment_ids=list(experiment_ids), filter_string=filter_string,
+                              max_results=max_results, order_by=["attributes.start_time DESC"],
+                              output_format="pandas")
+
+
+def metric_steps(run_ids: Iterable[str], metric: str) -> dict[str, dict[int, float]]:
+    """{run id: {step: value}} of one metric; a resumed run keeps the last value of a step."""
+    client = tracking.client()
+    steps = {}
+    for run_id in run_ids:
+        points = sorted(client.get_metric_history(run_id, metric), key=lambda p: p.timestamp)
+        steps[run_id] = {p.step: p.value for p in points}
+    return steps
+
+
+def run_and_experiment_ids(run: Any) -> tuple[str, str]:
+    """(run id, experiment id) of a run given by id, as an MLflow Run, or as a mapping holding both
+    (a row of `workbench.lab.compare.find_runs`)."""
+    if isinstance(run, str):
+        run = tracking.client().get_run(run)
+    if isinstance(run, Run):
+        return run.info.run_id, run.info.experiment_id
+    return run["run_id"], run["experiment_id"]
+
+
+def run_params(run_id: str) -> dict[str, str]:
+    return tracking.client().get_run(run_id).data.params
+
+
+def first_with_logged_model(run_ids: Iterable[str]) -> str | None:
+    """The first of the runs that logged a model (tuning trials log none), or None."""
+    client = tracking.client()
+    for run_id in run_ids:
+        run = client.get_run(run_id)
+        if run.outputs and run.outputs.model_outputs:
+            return run_id
+    return None
+
+
+def load_logged_model(run_id: str):
+    """The Keras model a training run logged (MLflow 3 logged model; `runs:/RUN/model` otherwise)."""
+    import mlflow.keras
+
+    run = tracking.client().get_run(run_id)
+    outputs = run.outputs.model_outputs if run.outputs else []
+    uri = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run_id}/model"
+    return mlflow.keras.load_model(uri)
