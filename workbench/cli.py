@@ -189,15 +189,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
-    from mlflow.exceptions import MlflowException
+    from workbench.tracking import queries
 
-    from workbench import tracking
-
-    try:
-        params = tracking.client().get_run(run_id).data.params
-    except MlflowException:
-        raise ConfigError("resume", run_id, "the id of a run in the tracking store "
-                          f"({tracking.tracking_uri()})") from None
+    params = queries.existing_run_params(run_id, "resume")
     given = {k: v for k, v in vars(args).items() if k in params and v is not None and str(v) != params[k]}
     if given:
         raise ConfigError("resume", run_id, "no other config flags: the config is the run's own "

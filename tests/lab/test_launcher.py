@@ -13,7 +13,8 @@ import pytest
 from conftest import all_runs, artifact_paths, client
 from workbench.tasks.configure import make_config
 from workbench.config import OPTIMIZERS, ConfigError, RunConfig
-from workbench.lab.launcher import OTHER_DATASET, Launcher, control_for, field_option
+from workbench.lab.controls import OTHER_DATASET, control_for, field_option
+from workbench.lab.launcher import Launcher
 from workbench.lab.training_process import STOPPED_REASON, config_flags
 from workbench.tasks import get_task, task_names
 

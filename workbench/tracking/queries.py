@@ -59,6 +59,18 @@ def run_params(run_id: str) -> dict[str, str]:
     return tracking.client().get_run(run_id).data.params
 
 
+def existing_run_params(run_id: str, field: str) -> dict[str, str]:
+    """A run's params, or a ConfigError naming `field` when no run has that id."""
+    from mlflow.exceptions import MlflowException
+
+    from workbench.errors import ConfigError
+
+    try:
+        return run_params(run_id)
+    except MlflowException:
+        raise ConfigError(field, run_id, f"the id of a run in the tracking store ({tracking.tracking_uri()})") from None
+
+
 def first_with_logged_model(run_ids: Iterable[str]) -> str | None:
     """The first of the runs that logged a model (tuning trials log none), or None."""
     client = tracking.client()
