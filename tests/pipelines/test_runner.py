@@ -158,6 +158,39 @@ def test_a_step_over_its_timeout_is_killed_and_retried(home, tmp_path):
     assert {"notebook/sleepy-attempt1.ipynb", "notebook/sleepy-attempt2.ipynb"} <= attached
 
 
+def test_runs_a_failed_attempt_left_running_end_failed_with_the_step_error(home, tmp_path):
+    """As a killed kernel does: the executor leaves a run RUNNING under the step, in another
+    experiment, and fails. The runner ends that run with the step's error."""
+    from workbench import tracking
+    from workbench.pipelines.attempts import Outcome
+    from workbench.pipelines.runner import run_pipeline
+    from workbench.pipelines.spec import load_pipeline
+
+    class Abandoning:
+        def describe(self) -> str:
+            return "an executor that abandons a run"
+
+        def run(self, attempt, should_stop) -> Outcome:
+            tracking.client().create_run(tracking.experiment_id("elsewhere"), run_name="abandoned",
+                                         tags=attempt.run_tags)
+            return Outcome(error="the kernel died")
+
+        def close(self) -> None:
+            pass
+
+    path = write(tmp_path, """\
+        name: abandon
+        steps:
+          only: {notebook: FIXTURES/emit.ipynb}
+        """)
+    result = run_pipeline(load_pipeline(path), executor=Abandoning(), echo=lambda line: None)
+    assert result.status == "FAILED" and result.steps["only"].error == "the kernel died"
+    (abandoned,) = [r for r in all_runs(home) if r.info.run_name == "abandoned"]
+    assert abandoned.data.tags["mlflow.parentRunId"] == result.steps["only"].run_id
+    assert abandoned.info.status == "FAILED"
+    assert abandoned.data.tags["error"] == "pipeline step only: the kernel died"
+
+
 @pytest.mark.slow
 def test_training_notebook_step_nests_its_run_and_compare_reads_it(home, tmp_path):
     path = write(tmp_path, """\
