@@ -53,6 +53,24 @@ def test_schedule_add_list_remove(home, tmp_path):
     assert [line.split()[0] for line in workbench("schedule", "list").stdout.splitlines()[1:]] == ["night"]
 
 
+def test_schedules_stored_before_the_pipelines_package_are_kept(home, tmp_path):
+    import pickle
+    import sqlite3
+    from contextlib import closing
+
+    from workbench.pipelines.schedules import add_schedule, database, schedules
+
+    add_schedule(write(tmp_path, "old"))
+    with closing(sqlite3.connect(database())) as db, db:  # as `workbench schedule add` stored it then
+        (state,) = db.execute("SELECT job_state FROM apscheduler_jobs").fetchone()
+        job = pickle.loads(state)
+        job["func"] = "workbench.scheduler:run_scheduled"
+        db.execute("UPDATE apscheduler_jobs SET job_state = ?", (pickle.dumps(job),))
+    (job,) = schedules()
+    assert job.id == "old" and job.func_ref == "workbench.pipelines.schedules:run_scheduled"
+    assert [j.id for j in schedules()] == ["old"]
+
+
 def _start_daemon(log: Path) -> subprocess.Popen:
     daemon = subprocess.Popen([sys.executable, "-m", "workbench", "scheduler", "--refresh", "1"],
                               stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)

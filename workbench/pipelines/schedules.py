@@ -30,6 +30,7 @@ from workbench.procs import LockHeld, pid_lock
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}  # None: never too late
 REFRESH_SECONDS = 30.0  # how soon the daemon sees schedules added or removed by other processes
+EARLIER_JOB_FUNCTIONS = ("workbench.scheduler:run_scheduled",)  # where run_scheduled lived before this package
 
 _STOP = threading.Event()  # set when the daemon stops: running pipelines kill their steps
 
@@ -51,11 +52,29 @@ def store_url() -> str:
 def make_scheduler():
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.memory import MemoryJobStore
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    return BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=store_url()), "memory": MemoryJobStore()},
+    return BackgroundScheduler(jobstores={"default": _job_store(), "memory": MemoryJobStore()},
                                executors={"default": ThreadPoolExecutor(4)}, job_defaults=JOB_DEFAULTS)
+
+
+def _job_store():
+    """The SQLite job store. APScheduler deletes a stored job whose function it cannot import, so
+    jobs that name run_scheduled at an earlier module are pointed here as they are read; the
+    store keeps the new name once the job next runs."""
+    import pickle
+
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    class JobStore(SQLAlchemyJobStore):
+        def _reconstitute_job(self, job_state):
+            state = pickle.loads(job_state)
+            if state.get("func") in EARLIER_JOB_FUNCTIONS:
+                state["func"] = f"{run_scheduled.__module__}:{run_scheduled.__qualname__}"
+                job_state = pickle.dumps(state, self.pickle_protocol)
+            return super()._reconstitute_job(job_state)
+
+    return JobStore(url=store_url())
 
 
 @contextmanager
