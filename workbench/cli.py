@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "through the notebooks, then a comparison with the baselines.")
     demo.set_defaults(handler=cmd_demo)
 
-    from workbench.pipeline import add_pipeline_commands
+    from workbench.pipelines.cli import add_pipeline_commands
 
     add_pipeline_commands(commands)  # pipeline run|validate, schedule add|list|remove, scheduler
     return parser

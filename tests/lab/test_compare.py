@@ -116,7 +116,7 @@ def test_compare_notebook_shows_real_runs_and_records_the_best(home, tmp_path, m
     import workbench
     from workbench.home import NOTEBOOKS_DIR
     from workbench.notebooks import execute
-    from workbench.pipeline_outputs import OUTPUTS_ENV
+    from workbench.pipelines.outputs import OUTPUTS_ENV
 
     trained = workbench.train("images", dataset="digits", model="mlp", epochs=2, verbose=0)
     logged_run("images", "cnn", "FAILED", None, [0.2], dataset="digits")

@@ -98,7 +98,7 @@ class TrainingProcess:
         process could not. Returns the run's final status."""
         import psutil
 
-        from workbench.executors import kill_tree
+        from workbench.procs import kill_tree
 
         from workbench import tracking
 

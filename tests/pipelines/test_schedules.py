@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, all_runs
+from pipeline_testing import workbench
 
 PIPELINE = """\
 name: {name}
@@ -23,32 +24,10 @@ steps:
 """
 
 
-def workbench(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    """`workbench ARGS` for the pipeline and schedule commands, in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-
-
 def write(tmp_path: Path, name: str, cron: str = "0 3 * * *") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(PIPELINE.format(name=name, cron=cron))
     return path
-
-
-def test_weekday_numbers_follow_cron_where_sunday_is_0():
-    from workbench.scheduler import cron_trigger
-
-    monday = datetime(2026, 1, 5, 12, 0).astimezone()
-    for expression, weekday in (("0 2 * * 0", 6), ("0 2 * * 7", 6), ("0 2 * * 1", 0), ("0 2 * * 6", 5)):
-        fire = cron_trigger(expression).get_next_fire_time(None, monday)
-        assert fire.weekday() == weekday, expression
-    workdays = cron_trigger("0 2 * * 1-5")
-    fires, previous = [], None
-    for _ in range(7):
-        previous = workdays.get_next_fire_time(previous, previous or monday)
-        fires.append(previous.weekday())
-        previous += timedelta(seconds=1)
-    assert sorted(set(fires)) == [0, 1, 2, 3, 4]
 
 
 def test_schedule_add_list_remove(home, tmp_path):
@@ -74,6 +53,24 @@ def test_schedule_add_list_remove(home, tmp_path):
     assert [line.split()[0] for line in workbench("schedule", "list").stdout.splitlines()[1:]] == ["night"]
 
 
+def test_schedules_stored_before_the_pipelines_package_are_kept(home, tmp_path):
+    import pickle
+    import sqlite3
+    from contextlib import closing
+
+    from workbench.pipelines.schedules import add_schedule, database, schedules
+
+    add_schedule(write(tmp_path, "old"))
+    with closing(sqlite3.connect(database())) as db, db:  # as `workbench schedule add` stored it then
+        (state,) = db.execute("SELECT job_state FROM apscheduler_jobs").fetchone()
+        job = pickle.loads(state)
+        job["func"] = "workbench.scheduler:run_scheduled"
+        db.execute("UPDATE apscheduler_jobs SET job_state = ?", (pickle.dumps(job),))
+    (job,) = schedules()
+    assert job.id == "old" and job.func_ref == "workbench.pipelines.schedules:run_scheduled"
+    assert [j.id for j in schedules()] == ["old"]
+
+
 def _start_daemon(log: Path) -> subprocess.Popen:
     daemon = subprocess.Popen([sys.executable, "-m", "workbench", "scheduler", "--refresh", "1"],
                               stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
@@ -94,7 +91,8 @@ def test_restarted_scheduler_runs_missed_fire_times_once(home, tmp_path):
     from apscheduler.triggers.combining import OrTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    from workbench.scheduler import add_schedule, cron_trigger, history, schedules
+    from workbench.pipelines.cron import cron_trigger
+    from workbench.pipelines.schedules import add_schedule, history, schedules
 
     path = write(tmp_path, "burst")
     # the nightly cron, plus three fire times two seconds apart while the daemon is down

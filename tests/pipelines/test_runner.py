@@ -1,5 +1,5 @@
-"""Pipelines: notebook steps in a DAG, outputs handed downstream, one MLflow parent run with a child
-run per step, unchanged steps skipped, failures, timeouts and retries, and a Dask cluster.
+"""The DAG runner: notebook steps in a DAG, outputs handed downstream, one MLflow parent run with a
+child run per step, unchanged steps skipped, failures, timeouts and retries.
 
 The step notebooks are tiny fixtures (no TensorFlow), except one test that runs the real
 training notebook."""
@@ -7,44 +7,12 @@ training notebook."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, all_runs, artifact_paths, client
-
-FIXTURES = "tests/fixtures/pipelines"
-
-
-def workbench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """The pipeline commands as a user types them (`workbench pipeline ...`), in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-
-
-def write(tmp_path: Path, text: str, name: str = "pipeline.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text).replace("FIXTURES", FIXTURES))
-    return path
-
-
-def pipeline_runs(home: Path) -> list:
-    return sorted((r for r in all_runs(home) if r.data.tags.get("kind") == "pipeline"),
-                  key=lambda r: r.info.start_time)
-
-
-def steps_of(home: Path, parent) -> dict:
-    return {r.data.tags["workbench.step"]: r for r in all_runs(home)
-            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-
-
-def outputs_of(home: Path, run) -> dict:
-    local = client(home).download_artifacts(run.info.run_id, "outputs.json", str(home / "downloads" / run.info.run_id))
-    return json.loads(Path(local).read_text())
+from conftest import all_runs, artifact_paths, client
+from pipeline_testing import outputs_of, pipeline_runs, steps_of, summary_statuses, workbench, write
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +47,8 @@ def test_dag_runs_in_parallel_hands_outputs_downstream_and_builds_the_mlflow_tre
     result = workbench("pipeline", "run", str(path), "--max-parallel", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pipeline dag FINISHED" in result.stdout
-    assert all(f"{step} " in result.stdout and "FINISHED" in result.stdout for step in ("emit", "side", "double"))
+    assert summary_statuses(result.stdout, ("emit", "side", "double")) == {
+        "emit": "FINISHED", "side": "FINISHED", "double": "FINISHED"}
 
     (parent,) = pipeline_runs(home)
     assert parent.info.status == "FINISHED"
@@ -141,10 +110,8 @@ def test_a_failing_step_skips_its_dependents_while_the_independent_branch_finish
         """)
     result = workbench("pipeline", "run", str(path), "--max-parallel", "2")
     assert result.returncode == 1
-    table = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
-             if line.split() and line.split()[0] in ("ok", "bad", "after_bad", "after_ok")
-             and len(line.split()) > 1 and line.split()[1].isupper()}
-    assert table == {"ok": "FINISHED", "bad": "FAILED", "after_bad": "SKIPPED", "after_ok": "FINISHED"}
+    assert summary_statuses(result.stdout, ("ok", "bad", "after_bad", "after_ok")) == {
+        "ok": "FINISHED", "bad": "FAILED", "after_bad": "SKIPPED", "after_ok": "FINISHED"}
     assert "no luck" in result.stdout and "upstream step 'bad' FAILED" in result.stdout
 
     (parent,) = pipeline_runs(home)
@@ -191,122 +158,37 @@ def test_a_step_over_its_timeout_is_killed_and_retried(home, tmp_path):
     assert {"notebook/sleepy-attempt1.ipynb", "notebook/sleepy-attempt2.ipynb"} <= attached
 
 
-@pytest.mark.slow
-def test_dask_executor_runs_steps_on_a_local_cluster(home, tmp_path):
-    from distributed import Client, LocalCluster
+def test_runs_a_failed_attempt_left_running_end_failed_with_the_step_error(home, tmp_path):
+    """As a killed kernel does: the executor leaves a run RUNNING under the step, in another
+    experiment, and fails. The runner ends that run with the step's error."""
+    from workbench import tracking
+    from workbench.pipelines.attempts import Outcome
+    from workbench.pipelines.runner import run_pipeline
+    from workbench.pipelines.spec import load_pipeline
+
+    class Abandoning:
+        def describe(self) -> str:
+            return "an executor that abandons a run"
+
+        def run(self, attempt, should_stop) -> Outcome:
+            tracking.client().create_run(tracking.experiment_id("elsewhere"), run_name="abandoned",
+                                         tags=attempt.run_tags)
+            return Outcome(error="the kernel died")
+
+        def close(self) -> None:
+            pass
 
     path = write(tmp_path, """\
-        name: spread
+        name: abandon
         steps:
-          a:
-            notebook: FIXTURES/emit.ipynb
-            parameters: {number: 3}
-          b:
-            notebook: FIXTURES/emit.ipynb
-            parameters: {number: 4}
-            gpu: true
-          c:
-            notebook: FIXTURES/double.ipynb
-            needs: [a, b]
-            parameters: {value: "${steps.b.outputs.number}"}
+          only: {notebook: FIXTURES/emit.ipynb}
         """)
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                      resources={"GPU": 1}) as cluster, Client(cluster) as dask:
-        workers = set(dask.run(os.getpid).values())
-        result = workbench("pipeline", "run", str(path), "--executor", "dask", "--address", cluster.scheduler_address)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Dask cluster" in result.stdout and "(2 workers)" in result.stdout
-    (parent,) = pipeline_runs(home)
-    steps = steps_of(home, parent)
-    assert all(r.info.status == "FINISHED" for r in steps.values())
-    assert {outputs_of(home, steps[s])["runner_pid"] for s in ("a", "b")} <= workers, "steps ran in Dask workers"
-    assert outputs_of(home, steps["c"])["doubled"] == 8
-
-
-INVALID = {
-    "cycle": ("""\
-        name: loop
-        steps:
-          first: {notebook: FIXTURES/emit.ipynb}
-          a: {notebook: FIXTURES/emit.ipynb, needs: [c]}
-          b: {notebook: FIXTURES/emit.ipynb, needs: [a]}
-          c: {notebook: FIXTURES/emit.ipynb, needs: [b]}
-        """, (), ["steps: needs form a cycle: a -> c -> b -> a"]),
-    "unknown notebook": ("""\
-        name: typo
-        steps:
-          first: {notebook: FIXTURES/emit.ipynb}
-          train: {notebook: trian.ipynb}
-        """, (), ["step 'train'", "notebook: 'trian.ipynb' not found", "train.ipynb"]),
-    "unknown step parameter": ("""\
-        name: typo
-        steps:
-          first: {notebook: FIXTURES/emit.ipynb, parameters: {numbr: 3}}
-        """, (), ["step 'first'", "parameters.numbr: unknown parameter", "defines: number, pause"]),
-    "bad type": ("""\
-        name: typo
-        steps:
-          first: {notebook: FIXTURES/emit.ipynb, parameters: {number: three}}
-        """, (), ["step 'first'", "parameters.number: 'three' is not an integer"]),
-    "bad run config": ("""\
-        name: typo
-        steps:
-          train: {notebook: train.ipynb, parameters: {task: images, dataset: digits, model: cnnn}}
-        """, (), ["step 'train'", "parameters.model", "'cnnn'", "mlp, cnn, resnet"]),
-    "unknown -p key": ("""\
-        name: typo
-        parameters: {start: 1}
-        steps:
-          first: {notebook: FIXTURES/emit.ipynb, parameters: {number: "${params.start}"}}
-        """, ("-p", "stat=2"), ["-p stat: unknown pipeline parameter", "declares: start"]),
-    "output of a step not needed": ("""\
-        name: typo
-        steps:
-          first: {notebook: FIXTURES/emit.ipynb}
-          second: {notebook: FIXTURES/double.ipynb, parameters: {value: "${steps.first.outputs.number}"}}
-        """, (), ["step 'second'", "parameters.value", "'first' is not in this step's needs"]),
-}
-
-
-@pytest.mark.parametrize("case", INVALID)
-def test_invalid_pipeline_files_fail_with_one_clear_error_before_anything_runs(home, tmp_path, case):
-    text, extra, expected = INVALID[case]
-    path = write(tmp_path, text)
-    result = workbench("pipeline", "run", str(path), *extra)
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"workbench pipeline: error: {path}: ")
-    for fragment in expected:
-        assert fragment in result.stderr
-    assert "Traceback" not in result.stderr
-    assert all_runs(home) == [] and not (home / "notebooks").exists()
-
-
-def test_shipped_pipelines_are_valid():
-    from workbench.pipeline import load_pipeline
-
-    quickstart = load_pipeline(ROOT / "pipelines" / "quickstart.yaml")
-    assert list(quickstart.steps)[-1] == "compare" and quickstart.steps["compare"].needs == ["images", "text", "speech"]
-    nightly = load_pipeline(ROOT / "pipelines" / "nightly.yaml")
-    assert nightly.schedule and list(nightly.steps) == ["tune", "train", "evaluate"]
-
-
-def test_record_does_nothing_outside_a_pipeline_and_writes_json_inside(tmp_path, monkeypatch):
-    import numpy as np
-
-    from workbench.pipeline_outputs import OUTPUTS_ENV, OutputError, record, recorded
-
-    monkeypatch.delenv(OUTPUTS_ENV, raising=False)
-    record("best", {"learning_rate": 0.01})
-    assert recorded() == {}
-    target = tmp_path / "outputs.json"
-    monkeypatch.setenv(OUTPUTS_ENV, str(target))
-    record("best", {"learning_rate": np.float32(0.5), "sizes": np.arange(2)})
-    record("count", np.int64(3))
-    assert json.loads(target.read_text()) == {"best": {"learning_rate": 0.5, "sizes": [0, 1]}, "count": 3}
-    with pytest.raises(OutputError, match="not JSON serializable"):
-        record("model", object())
-    with pytest.raises(OutputError, match="letters, digits and _"):
-        record("best config", 1)
+    result = run_pipeline(load_pipeline(path), executor=Abandoning(), echo=lambda line: None)
+    assert result.status == "FAILED" and result.steps["only"].error == "the kernel died"
+    (abandoned,) = [r for r in all_runs(home) if r.info.run_name == "abandoned"]
+    assert abandoned.data.tags["mlflow.parentRunId"] == result.steps["only"].run_id
+    assert abandoned.info.status == "FAILED"
+    assert abandoned.data.tags["error"] == "pipeline step only: the kernel died"
 
 
 @pytest.mark.slow
