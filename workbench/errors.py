@@ -1,11 +1,20 @@
-"""The two kinds of bad input. The command line turns either into one message and exit code 2."""
+"""Errors that end a command with a message instead of a traceback (the map to exit codes is in
+workbench.cli): bad input, exit 2; a resource another process holds, exit 1; a diverged run."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class ConfigError(ValueError):
+class BadInput(ValueError):
+    """Input the user can fix (a flag, a file, a dataset): one message naming it, exit code 2."""
+
+
+class Busy(RuntimeError):
+    """Another process holds what this command needs (e.g. the same pipeline running): exit code 1."""
+
+
+class ConfigError(BadInput):
     """A config value that is not allowed. The message names field, value and what is allowed."""
 
     def __init__(self, field_name: str, value: Any, allowed: str):
@@ -15,7 +24,7 @@ class ConfigError(ValueError):
         super().__init__(f"invalid value for '{field_name}': {value!r} (allowed: {allowed})")
 
 
-class DataError(ValueError):
+class DataError(BadInput):
     """A dataset that cannot be used; the message names the file or folder and what is wrong."""
 
 

@@ -193,7 +193,7 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
             # holding the notebook that shows the error.
             run_id = run_id or (id_file.read_text() if id_file.exists() else tracking.create_run(config))
             executed = pending.replace(pending.with_name(f"train-{run_id}.ipynb")) if pending.exists() else pending
-            html = _attach(run_id, executed)
+            html = attach(run_id, executed)
             if error:
                 tracking.end_run(run_id, error, status="KILLED" if error.startswith("interrupted") else "FAILED")
             elif tracking.run_status(run_id) == "RUNNING":  # the kernel always ends it; be safe
@@ -255,11 +255,21 @@ def _environment(values: dict[str, str]):
                 os.environ[key] = value
 
 
-def _attach(run_id: str, executed: Path) -> Path | None:
-    from workbench import tracking
+def attach(run_id: str, executed: Path, logs: list[Path] = (), uri: str | None = None) -> Path | None:
+    """Attach an executed notebook to its run: the .ipynb, the .html when it renders, and logs.
 
-    if not executed.exists():
-        return None
-    html = to_html(executed)
-    tracking.log_artifacts(run_id, [p for p in (executed, html) if p], "notebook")
+    The one way `train`, `tune` and pipeline steps keep what a kernel did; `uri` names the store
+    when this process's default is another one (a Dask worker logging for a pipeline)."""
+    from workbench.tracking import run_tree
+
+    folders, html = {}, None
+    if executed.exists():
+        try:
+            html = to_html(executed)
+        except Exception:  # a half-written notebook from a killed kernel is still attached as .ipynb
+            html = None
+        folders["notebook"] = [executed, *([html] if html else [])]
+    if any(log.exists() for log in logs):
+        folders["logs"] = [log for log in logs if log.exists()]
+    run_tree.attach(run_id, folders, uri=uri)
     return html

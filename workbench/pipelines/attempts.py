@@ -107,7 +107,9 @@ def run_attempt(attempt: Attempt, should_stop: Callable[[], bool] | None = None)
     for name in ("input", "spec", "result"):  # kept: the executed notebook, its log and outputs
         files[name].unlink(missing_ok=True)
 
-    _attach(attempt, files["executed"], files["log"])
+    from workbench.notebooks import attach
+
+    attach(attempt.step_run_id, files["executed"], logs=[files["log"]], uri=attempt.tracking_uri)
     return Outcome(error, read_outputs(files["outputs"]) if error is None else {},
                    str(files["executed"]) if files["executed"].exists() else None)
 
@@ -130,22 +132,6 @@ def _result_error(result: Path, returncode: int, log: Path) -> str | None:
     except (FileNotFoundError, ValueError, KeyError):
         tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
         return f"step process exited with code {returncode}" + (": " + " | ".join(tail) if tail else "")
-
-
-def _attach(attempt: Attempt, executed: Path, log: Path) -> None:
-    from workbench.notebooks import to_html
-    from workbench.tracking import run_tree
-
-    folders = {}
-    if executed.exists():
-        try:
-            html = to_html(executed)
-        except Exception:  # a half-written notebook from a killed attempt still gets attached as .ipynb
-            html = None
-        folders["notebook"] = [executed, html] if html else [executed]
-    if log.exists():
-        folders["logs"] = [log]
-    run_tree.attach(attempt.step_run_id, folders, uri=attempt.tracking_uri)
 
 
 # ---- the step process -----------------------------------------------------------------------------

@@ -10,12 +10,13 @@ import dataclasses
 import uuid
 from typing import Any, Callable, Protocol
 
+from workbench.errors import BadInput
 from workbench.pipelines.attempts import STOP_POLL_SECONDS, Attempt, Outcome, run_attempt
 
 GPU_RESOURCE = "GPU"  # the Dask worker resource a `gpu: true` step asks for
 
 
-class ExecutorError(ValueError):
+class ExecutorError(BadInput):
     """An executor that cannot be used as asked (bad flags, unreachable cluster)."""
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+from workbench.errors import BadInput
 from workbench.home import home
 from workbench.pipelines.cron import CRON_HELP, cron_trigger, describe_trigger
 from workbench.pipelines.results import FAILED
@@ -35,7 +36,7 @@ EARLIER_JOB_FUNCTIONS = ("workbench.scheduler:run_scheduled",)  # where run_sche
 _STOP = threading.Event()  # set when the daemon stops: running pipelines kill their steps
 
 
-class ScheduleError(ValueError):
+class ScheduleError(BadInput):
     """A schedule request that cannot be done; the message says why and what exists."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from workbench.errors import BadInput
 from workbench.home import NOTEBOOKS_DIR
 from workbench.pipelines.cron import check_cron
 from workbench.pipelines.introspect import NOT_LITERAL, display_path, find_notebook, notebook_parameters
@@ -27,7 +28,7 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class PipelineError(ValueError):
+class PipelineError(BadInput):
     """A pipeline file or a request that cannot run; the message names the file and the field."""
 
 

@@ -8,13 +8,14 @@ import json
 from contextlib import contextmanager
 from typing import Iterator
 
+from workbench.errors import Busy
 from workbench.home import subdir
 from workbench.pipelines.outputs import write_json
 from workbench.pipelines.spec import Step
 from workbench.procs import LockHeld, pid_lock
 
 
-class PipelineBusy(RuntimeError):
+class PipelineBusy(Busy):
     """The pipeline is already running (from the scheduler or another terminal)."""
 
 

@@ -288,7 +288,4 @@ def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str
         mlflow.end_run("FINISHED")
 
 
-def log_artifacts(run_id: str, paths: list[Path], artifact_dir: str) -> None:
-    c = client()
-    for path in paths:
-        c.log_artifact(run_id, str(path), artifact_dir)
+

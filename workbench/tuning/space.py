@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import ConfigError, RunConfig
+from workbench.errors import BadInput
 
 SPEC_TYPES = ("float", "int", "categorical")
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(BadInput):
     """A search space that cannot be used; names the source, the parameter and what is wrong."""
 
 

@@ -1,24 +1,22 @@
-"""The `workbench pipeline run|validate`, `workbench schedule add|list|remove` and `workbench scheduler`
-commands. Exit codes: 0 success, 1 a step failed (or the pipeline is already running), 2 bad input
-before anything ran, 130 interrupted."""
+"""`workbench pipeline run|validate`, `workbench schedule add|list|remove` and `workbench scheduler`.
+Exit codes: 0 success, 1 a step failed (or the pipeline is already running), 2 bad input before
+anything ran, 130 interrupted (the map is in workbench.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
-import sys
 
 from workbench.pipelines.cron import CRON_HELP, describe_trigger
 from workbench.pipelines.introspect import display_path
 from workbench.pipelines.results import KILLED
 from workbench.pipelines.runner import default_max_parallel, run_pipeline
-from workbench.pipelines.schedules import (REFRESH_SECONDS, ScheduleError, add_schedule, history, remove_schedule,
-                                           schedules, serve, when)
+from workbench.pipelines.schedules import (REFRESH_SECONDS, add_schedule, history, remove_schedule, schedules,
+                                           serve, when)
 from workbench.pipelines.spec import PipelineError, load_pipeline
-from workbench.pipelines.state import PipelineBusy
 
 
-def add_pipeline_commands(subparsers) -> None:
+def add_commands(subparsers) -> None:
     """`workbench pipeline run|validate`, `workbench schedule add|list|remove`, `workbench scheduler`."""
     pipeline = subparsers.add_parser("pipeline", help="run a pipeline of notebooks (pipelines/*.yaml)",
                                      description="Validate and run pipelines of notebook steps.")
@@ -55,11 +53,7 @@ def _assignment(text: str) -> tuple[str, str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        pipeline = load_pipeline(args.file, dict(args.param))
-    except PipelineError as exc:
-        print(f"workbench pipeline: error: {exc}", file=sys.stderr)
-        return 2
+    pipeline = load_pipeline(args.file, dict(args.param))
     print(f"{pipeline.label}: pipeline {pipeline.name}, {len(pipeline.steps)} steps"
           + (f", schedule '{pipeline.schedule}'" if pipeline.schedule else ""))
     for step in pipeline.steps.values():
@@ -69,24 +63,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from workbench.notebooks import ensure_kernel
-    from workbench.pipelines.executors import ExecutorError, make_executor
+    return run_file(args.file, dict(args.param), args.force, args.max_parallel, args.executor, args.address)
 
-    try:
-        pipeline = load_pipeline(args.file, dict(args.param))
-        if args.max_parallel is not None and args.max_parallel < 1:
-            raise PipelineError(f"--max-parallel: {args.max_parallel}: an integer >= 1")
-        executor = make_executor(args.executor, args.address)
-    except (PipelineError, ExecutorError) as exc:
-        print(f"workbench pipeline: error: {exc}", file=sys.stderr)
-        return 2
+
+def run_file(file: str, params: dict | None = None, force: bool = False, max_parallel: int | None = None,
+             executor_kind: str = "local", address: str | None = None) -> int:
+    """Validate the whole pipeline file, then run it; the exit code of `workbench pipeline run`."""
+    from workbench.notebooks import ensure_kernel
+    from workbench.pipelines.executors import make_executor
+
+    pipeline = load_pipeline(file, params or {})
+    if max_parallel is not None and max_parallel < 1:
+        raise PipelineError(f"--max-parallel: {max_parallel}: an integer >= 1")
+    executor = make_executor(executor_kind, address)
     ensure_kernel()
     signal.signal(signal.SIGTERM, _interrupted)  # e.g. a CronJob's deadline: stop steps cleanly, as Ctrl-C does
     try:
-        result = run_pipeline(pipeline, force=args.force, max_parallel=args.max_parallel, executor=executor)
-    except PipelineBusy as exc:
-        print(f"workbench pipeline: {exc}", file=sys.stderr)
-        return 1
+        result = run_pipeline(pipeline, force=force, max_parallel=max_parallel, executor=executor)
     finally:
         executor.close()
     if result.status == KILLED:
@@ -120,11 +113,7 @@ def add_schedule_commands(subparsers) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    try:
-        job = add_schedule(args.file, args.cron)
-    except (PipelineError, ScheduleError) as exc:
-        print(f"workbench schedule: error: {exc}", file=sys.stderr)
-        return 2
+    job = add_schedule(args.file, args.cron)
     print(f"scheduled {job.id}: {describe_trigger(job.trigger)}, next run {when(job.next_run_time)}")
     print("runs happen while `workbench scheduler` is running")
     return 0
@@ -147,24 +136,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    try:
-        remove_schedule(args.name)
-    except ScheduleError as exc:
-        print(f"workbench schedule: error: {exc}", file=sys.stderr)
-        return 2
+    remove_schedule(args.name)
     print(f"removed schedule {args.name}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m workbench.pipelines.cli ...` takes the same arguments as `workbench ...` for these commands."""
-    parser = argparse.ArgumentParser(prog="workbench", description="Pipelines and schedules.")
-    add_pipeline_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    from workbench.pipelines.cli import main as _main  # the importable module, not a second copy as __main__
-
-    sys.exit(_main())

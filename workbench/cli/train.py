@@ -1,0 +1,99 @@
+"""`workbench train`: one run, through notebooks/train.ipynb or in this process, and its summary."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from workbench.cli.flags import add_config_flags, config_values
+from workbench.config import RunConfig
+from workbench.errors import BadInput, ConfigError
+from workbench.tasks.configure import config_from_params, make_config
+
+
+def add_commands(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train one model (through notebooks/train.ipynb by default)",
+                                  description="Train one model and log it to MLflow.")
+    add_config_flags(train)
+    train.add_argument("--in-process", action="store_true",
+                       help="run the same code in this process, without a notebook")
+    train.add_argument("--resume", metavar="RUN_ID",
+                       help="continue a killed run from its last finished epoch (config comes from the run)")
+    train.add_argument("--cell-timeout", type=int, default=3600, metavar="SECONDS",
+                       help="per-cell time limit in the notebook (default 3600)")
+    train.set_defaults(handler=cmd_train)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return make_config(config_values(args))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        config = config_of_run(args.resume, args)
+    else:
+        config = config_from_args(args)
+    return run_training(config, in_process=args.in_process, run_id=args.resume, cell_timeout=args.cell_timeout)
+
+
+def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
+    from workbench.tracking import queries
+
+    params = queries.existing_run_params(run_id, "resume")
+    given = {k: v for k, v in vars(args).items() if k in params and v is not None and str(v) != params[k]}
+    if given:
+        raise ConfigError("resume", run_id, "no other config flags: the config is the run's own "
+                          f"(got {', '.join(given)})")
+    return config_from_params(params)
+
+
+def run_training(config: RunConfig, in_process: bool, run_id: str | None = None, cell_timeout: int = 3600) -> int:
+    # Stopping a run (the launcher's Stop, Ctrl-C) is SIGINT, which ends it KILLED. A shell that starts
+    # a program in the background makes it ignore SIGINT, and its children inherit that: undo it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if in_process:
+        from workbench.runs import train
+
+        try:
+            result = train(config, run_id=run_id)
+        except BadInput:
+            raise
+        except Exception as exc:
+            print(f"workbench train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        if result.run_id is None:
+            print("this worker is not the chief: it trained its share, the chief logs the run")
+            return 0
+        run_id, error = result.run_id, None
+    else:
+        from workbench.notebooks import train_with_notebook
+
+        outcome = train_with_notebook(config, run_id=run_id, cell_timeout=cell_timeout)
+        run_id, error = outcome.run_id, outcome.error
+        if outcome.executed.exists():
+            print(f"executed notebook: {outcome.executed}")
+    from workbench import tracking  # after the notebook: loading MLflow overlapped with its kernel
+
+    print_run_summary(run_id)
+    if error:
+        print(f"workbench train: run {run_id} FAILED: {error}", file=sys.stderr)
+        return 1
+    return 0 if tracking.run_status(run_id) == "FINISHED" else 1
+
+
+def print_run_summary(run_id: str) -> None:
+    from workbench import tracking
+
+    run = tracking.client().get_run(run_id)
+    metrics = run.data.metrics
+    shown = [k for k in ("test_accuracy", "test_macro_f1", "test_loss", "baseline_test_accuracy",
+                         "train_val_gap_accuracy") if k in metrics]
+    print(f"\nrun {run_id}: {run.info.status}")
+    for key in shown:
+        print(f"  {key:<24} {metrics[key]:.4f}")
+    print(f"  tracking store           {tracking.tracking_uri()}")
+    print(f"  artifacts                {run.info.artifact_uri}")
+    print(f"  open it:                 workbench ui   then  "
+          f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}")
