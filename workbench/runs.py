@@ -135,6 +135,54 @@ def log(run, tested: Tested) -> None:
         run.log_model(tested.exported, tested.example, tested.example_output)
 
 
+def start_run(prepared: Prepared, model, run_id: str | None = None, **run_options: Any):
+    """Open the run (a notebook's middle cells then fit and test into it) and record what is known
+    before the first epoch. In a notebook, a cell that fails ends the run as the `with` block of
+    `train()` would: FAILED with the error, or KILLED when interrupted; `finish_run` ends it."""
+    from workbench import tracking
+
+    run = tracking.open_run(prepared.config, run_id, enabled=prepared.placement.chief, **run_options)
+    try:
+        run.resumed_from_epoch = _start(run, prepared, model)
+    except BaseException as exc:
+        tracking.close_run(run, exc)
+        raise
+    _close_when_a_cell_fails(run)
+    return run
+
+
+def finish_run(run, tested: Tested) -> None:
+    """Log what the test pass produced and end the run FINISHED."""
+    from workbench import tracking
+
+    try:
+        log(run, tested)
+    except BaseException as exc:
+        tracking.close_run(run, exc)
+        raise
+    tracking.close_run(run)
+
+
+def _close_when_a_cell_fails(run) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or run.run_id is None:
+        return
+
+    def after_cell(result) -> None:
+        from workbench import tracking
+
+        if result.error_in_exec is not None:
+            tracking.close_run(run, result.error_in_exec)  # no-op once the run has ended
+        if result.error_in_exec is not None or tracking.run_status(run.run_id) != "RUNNING":
+            shell.events.unregister("post_run_cell", after_cell)
+
+    shell.events.register("post_run_cell", after_cell)
+
+
 def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = None, data=None,
           verbose: int = 2, callbacks: list | None = None, parent_run_id: str | None = None,
           run_name: str | None = None, tags: dict[str, str] | None = None, evaluate: bool = True,

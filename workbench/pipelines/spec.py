@@ -150,12 +150,13 @@ def _load_step(name: str, raw: Any, pipeline_parameters: dict, fail) -> Step:
         if defaults is None:
             raise fail(f"parameters.{key}", f"{display_path(notebook)} has no cell tagged 'parameters' "
                        "to receive it")
-        if key not in defaults:
+        if key not in defaults and notebook != (NOTEBOOKS_DIR / "train.ipynb").resolve():
+            # train.ipynb also takes the options its task and model declare: _check_config checks those
             raise fail(f"parameters.{key}", f"unknown parameter of {display_path(notebook)}; its parameters "
                        f"cell defines: {', '.join(defaults) or 'nothing'}")
         check_references(f"parameters.{key}", value, needs, pipeline_parameters, fail)
         known = known_now(value, pipeline_parameters)
-        problem = type_problem(known, defaults[key])
+        problem = type_problem(known, defaults[key]) if key in defaults else None
         if problem:
             raise fail(f"parameters.{key}", problem)
     retries = raw.get("retries", 0)

@@ -241,19 +241,12 @@ class SilentRunLogger:
         return {}
 
 
-@contextmanager
-def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | None = None,
-                run_name: str | None = None, tags: dict[str, str] | None = None,
-                stopped_early: tuple[type[BaseException], ...] = (), enabled: bool = True) -> Iterator[RunLogger]:
-    """Open (or reopen, for resume and for runs created by a parent process) and close a run.
-
-    Exceptions in `stopped_early` (e.g. a pruned tuning trial) end the run FINISHED with a
-    `stopped` tag naming them; any other exception ends it FAILED with the error as a tag.
-    With `enabled=False` (non-chief workers) nothing is logged and no run is created.
-    """
+def open_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | None = None,
+             run_name: str | None = None, tags: dict[str, str] | None = None, enabled: bool = True):
+    """Open (or reopen, for resume and for runs created by a parent process) a run; `close_run`
+    ends it. With `enabled=False` (non-chief workers) nothing is logged and no run is created."""
     if not enabled:
-        yield SilentRunLogger()
-        return
+        return SilentRunLogger()
     mlflow.set_tracking_uri(tracking_uri())
     if run_id is None and os.environ.get("MLFLOW_RUN_ID"):  # started by `mlflow run`
         run_id = os.environ["MLFLOW_RUN_ID"]
@@ -271,21 +264,41 @@ def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str
     try:
         logger.log_config(config)
         mlflow.set_tags(environment_tags())
-        yield logger
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        close_run(logger, exc)
+        raise
+    return logger
+
+
+def close_run(logger, error: BaseException | None = None, stopped_early: tuple[type[BaseException], ...] = ()) -> None:
+    """End a run opened by `open_run`: FINISHED; KILLED when interrupted; FINISHED with a `stopped`
+    tag for an exception in `stopped_early` (e.g. a pruned tuning trial); else FAILED with the
+    error as a tag. A run that already ended is left as it is."""
+    active = mlflow.active_run()
+    if isinstance(logger, SilentRunLogger) or active is None or active.info.run_id != logger.run_id:
+        return
+    if error is None:
+        mlflow.end_run("FINISHED")
+    elif isinstance(error, KeyboardInterrupt):
         mlflow.set_tag(ERROR_TAG, "interrupted by the user")
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        raise
-    except stopped_early as exc:
-        mlflow.set_tag("stopped", type(exc).__name__)
+    elif isinstance(error, stopped_early):
+        mlflow.set_tag("stopped", type(error).__name__)
         mlflow.end_run("FINISHED")
-        raise
-    except BaseException as exc:
-        mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_LENGTH])
-        mlflow.end_run("FAILED")
-        raise
     else:
-        mlflow.end_run("FINISHED")
+        mlflow.set_tag(ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
+        mlflow.end_run("FAILED")
 
 
-
+@contextmanager
+def tracked_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | None = None,
+                run_name: str | None = None, tags: dict[str, str] | None = None,
+                stopped_early: tuple[type[BaseException], ...] = (), enabled: bool = True) -> Iterator[RunLogger]:
+    """A run that is open for the `with` block and ends as `close_run` says, never left RUNNING."""
+    logger = open_run(config, run_id, parent_run_id, run_name, tags, enabled)
+    try:
+        yield logger
+    except BaseException as exc:
+        close_run(logger, exc, stopped_early)
+        raise
+    close_run(logger)

@@ -77,3 +77,20 @@ def test_two_packages_claiming_one_task_name_are_one_clear_error(home, tmp_path)
     assert "Traceback" not in result.stderr
     assert not (home / "mlflow.db").exists() or not MlflowClient(f"sqlite:///{home}/mlflow.db").search_runs(
         [e.experiment_id for e in MlflowClient(f"sqlite:///{home}/mlflow.db").search_experiments()])
+
+
+def test_a_pipeline_step_trains_the_plugin_task_with_its_own_option(home, tmp_path):
+    pipeline = tmp_path / "tabular.yaml"
+    pipeline.write_text("name: tabular\nsteps:\n  train:\n    notebook: train.ipynb\n"
+                        "    parameters: {task: tabular, dataset: wine, epochs: 2, hidden_units: 12}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(pipeline.read_text().replace("hidden_units: 12", "hidden_units: 0"))
+    refused = workbench_cli("pipeline", "validate", str(bad))
+    assert refused.returncode == 2 and "hidden_units" in refused.stderr  # checked before anything runs
+
+    result = workbench_cli("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
+    [run] = client.search_runs([client.get_experiment_by_name("workbench-tabular").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["hidden_units"] == "12"
+    assert "test_accuracy" in run.data.metrics and "baseline_test_accuracy" in run.data.metrics
