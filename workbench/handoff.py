@@ -1,17 +1,51 @@
-"""The run hand-off between a command and the notebook kernel it starts.
+"""Who owns the MLflow run: the hand-offs between a process and the processes it starts.
 
-The command names a file in WORKBENCH_RUN_ID_FILE; the first top-level run the kernel creates
-writes its id there, so the command can attach the executed notebook to that run, or end it
-FAILED when the kernel dies. A core module: tracking writes it when it creates the run, and
-notebooks reads it, without either importing the other (or MLflow) for it.
+Three, each written and read only here:
+- down, an existing run: MLFLOW_RUN_ID names the run a command must log into (set by `mlflow
+  run` and by the launcher, which creates the run first so it can show and stop it);
+- down, a parent: a pipeline step's kernel gets the step run's id (WORKBENCH_STEP_RUN_ID) and
+  MLflow's run context (MLFLOW_RUN_CONTEXT), so every run the notebook starts is its child;
+- up, a new run: the command names a file in WORKBENCH_RUN_ID_FILE, and the first top-level run
+  the kernel creates writes its id there, so the command can attach the executed notebook to it
+  or end it FAILED when the kernel dies.
+
+A core module: tracking, notebooks, pipelines and the launcher use it without importing each
+other (or MLflow) for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-RUN_ID_FILE_ENV = "WORKBENCH_RUN_ID_FILE"  # where a kernel's new top-level run writes its id
+RUN_ID_ENV = "MLFLOW_RUN_ID"
+RUN_ID_FILE_ENV = "WORKBENCH_RUN_ID_FILE"
+STEP_RUN_ENV = "WORKBENCH_STEP_RUN_ID"
+RUN_CONTEXT_ENV = "MLFLOW_RUN_CONTEXT"  # tags MLflow adds to every run it starts
+
+
+def given_run_id() -> str | None:
+    """The existing run this process must log into, if a parent created one."""
+    return os.environ.get(RUN_ID_ENV) or None
+
+
+def into_run(run_id: str) -> dict[str, str]:
+    """The environment that makes a child command log into `run_id`."""
+    return {RUN_ID_ENV: run_id}
+
+
+def step_run_id() -> str | None:
+    """The pipeline step this process runs under, if any (new top-level runs nest under it)."""
+    return os.environ.get(STEP_RUN_ENV) or None
+
+
+def under_step(environment: dict[str, str], step_run_id: str, tags: dict[str, str]) -> dict[str, str]:
+    """`environment` for a pipeline step's kernel: the runs it starts become children of the step
+    run, with `tags`; an existing run of a parent process is not inherited."""
+    env = {k: v for k, v in environment.items() if k != RUN_ID_ENV}
+    context = {**json.loads(env.get(RUN_CONTEXT_ENV) or "{}"), **tags}
+    return {**env, STEP_RUN_ENV: step_run_id, RUN_CONTEXT_ENV: json.dumps(context)}
 
 
 def announce(run_id: str) -> None:

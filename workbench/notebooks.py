@@ -23,6 +23,7 @@ from pathlib import Path
 
 from workbench.config import RunConfig
 from workbench.home import NOTEBOOKS_DIR, executed_notebooks
+from workbench import handoff
 from workbench.handoff import RUN_ID_FILE_ENV
 
 KERNEL_NAME = "workbench"
@@ -168,12 +169,12 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
     from workbench.tracking.server_record import recorded_uri
 
     recorded_uri()  # a recorded tracking server that is down is an error before any kernel starts
-    run_id = run_id or os.environ.get("MLFLOW_RUN_ID")
+    run_id = run_id or handoff.given_run_id()
     pending = executed_notebooks() / f"train-{run_id or time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.ipynb"
     _import_papermill()
     error = None
-    with tempfile.TemporaryDirectory(prefix="workbench-run-") as handoff:
-        id_file = Path(handoff) / "run_id"
+    with tempfile.TemporaryDirectory(prefix="workbench-run-") as folder:
+        id_file = Path(folder) / "run_id"
         kernel_done = threading.Event()
         loading = threading.Thread(target=_load_attach_tools, args=(run_id, id_file, kernel_done), daemon=True)
         loading.start()

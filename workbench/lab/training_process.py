@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from workbench import handoff
 from workbench.config import RunConfig
 from workbench.tasks.configure import make_config
 
@@ -32,7 +33,7 @@ class TrainingProcess:
         self.log = subdir("launcher") / f"train-{self.run_id}.log"
         self.command = [sys.executable, "-m", "workbench", "train", *config_flags(config)]
         # The child must log into the same store this process reads, whatever its working directory.
-        env = {**os.environ, "MLFLOW_RUN_ID": self.run_id, "WORKBENCH_HOME": str(home())}
+        env = {**os.environ, **handoff.into_run(self.run_id), "WORKBENCH_HOME": str(home())}
         try:
             with open(self.log, "wb") as log:
                 # A session of its own: interrupting the notebook's kernel leaves the run alone, and

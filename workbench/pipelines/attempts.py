@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from workbench import handoff
 from workbench.home import PROJECT_ROOT, executed_notebooks
 from workbench.pipelines.outputs import OUTPUTS_ENV, read_outputs
 from workbench.procs import kill_tree
 
 PIPELINE_RUN_ENV = "WORKBENCH_PIPELINE_RUN_ID"  # MLflow run of the whole pipeline run
-STEP_RUN_ENV = "WORKBENCH_STEP_RUN_ID"  # MLflow run of this step
 STOP_POLL_SECONDS = 1.0
 
 
@@ -117,13 +117,9 @@ def run_attempt(attempt: Attempt, should_stop: Callable[[], bool] | None = None)
 def _step_environment(attempt: Attempt, outputs: Path) -> dict[str, str]:
     """What the step's kernel inherits: where to record outputs, and MLflow's run context, which
     makes every run the notebook starts (mlflow.start_run) a child of the step run."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    context = json.loads(env.get("MLFLOW_RUN_CONTEXT") or "{}")
-    context.update(attempt.run_tags)
-    env.update({OUTPUTS_ENV: str(outputs), PIPELINE_RUN_ENV: attempt.pipeline_run_id,
-                STEP_RUN_ENV: attempt.step_run_id, "MLFLOW_TRACKING_URI": attempt.tracking_uri,
-                "MLFLOW_RUN_CONTEXT": json.dumps(context)})
-    return env
+    env = handoff.under_step(dict(os.environ), attempt.step_run_id, attempt.run_tags)
+    return {**env, OUTPUTS_ENV: str(outputs), PIPELINE_RUN_ENV: attempt.pipeline_run_id,
+            "MLFLOW_TRACKING_URI": attempt.tracking_uri}
 
 
 def _result_error(result: Path, returncode: int, log: Path) -> str | None:

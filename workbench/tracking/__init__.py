@@ -248,8 +248,7 @@ def open_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | 
     if not enabled:
         return SilentRunLogger()
     mlflow.set_tracking_uri(tracking_uri())
-    if run_id is None and os.environ.get("MLFLOW_RUN_ID"):  # started by `mlflow run`
-        run_id = os.environ["MLFLOW_RUN_ID"]
+    run_id = run_id or handoff.given_run_id()  # created by `mlflow run` or the launcher
     if run_id:
         run = mlflow.start_run(run_id=run_id)
     else:

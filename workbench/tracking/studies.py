@@ -6,11 +6,10 @@ The Optuna side is `workbench.tuning`'s.
 from __future__ import annotations
 
 import json
-import os
 
 import mlflow
 
-from workbench import tracking
+from workbench import handoff, tracking
 
 STUDY_TAG = "optuna.study"
 STORAGE_TAG = "optuna.storage"
@@ -32,8 +31,8 @@ def open_parent(study_name: str, storage: str, experiment: str, settings: dict) 
         client.update_run(run_id, status="RUNNING")
     else:
         tags = {STUDY_TAG: study_name, STORAGE_TAG: storage, "kind": "study"}
-        if os.environ.get("WORKBENCH_STEP_RUN_ID"):  # started by a pipeline step: nest under it
-            tags["mlflow.parentRunId"] = os.environ["WORKBENCH_STEP_RUN_ID"]
+        if handoff.step_run_id():  # started by a pipeline step: nest under it
+            tags["mlflow.parentRunId"] = handoff.step_run_id()
         run = client.create_run(experiment_id, run_name=f"study-{study_name}", tags=tags)
         run_id = run.info.run_id
     logged = client.get_run(run_id).data.params
