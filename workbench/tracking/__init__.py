@@ -30,6 +30,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"  # makes the MLflow UI open on the runs table
 ERROR_TAG = "error"
 MAX_TAG_LENGTH = 5000
+SYSTEM_METRICS_SECONDS = 2  # how often CPU, memory, disk and GPU use are sampled into a run
 
 
 def tracking_uri() -> str:
@@ -249,14 +250,17 @@ def open_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | 
         return SilentRunLogger()
     mlflow.set_tracking_uri(tracking_uri())
     run_id = run_id or handoff.given_run_id()  # created by `mlflow run` or the launcher
+    # MLflow samples psutil (and pynvml, where a GPU answers) in a thread for as long as the run is open.
+    mlflow.system_metrics.set_system_metrics_sampling_interval(SYSTEM_METRICS_SECONDS)
+    system = {"log_system_metrics": config.system_metrics}
     if run_id:
-        run = mlflow.start_run(run_id=run_id)
+        run = mlflow.start_run(run_id=run_id, **system)
     else:
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = mlflow.start_run(experiment_id=experiment_id(config.experiment),
-                               run_name=run_name or default_run_name(config), tags=all_tags)
+                               run_name=run_name or default_run_name(config), tags=all_tags, **system)
         if not parent_run_id:
             handoff.announce(run.info.run_id)
     logger = RunLogger(run.info.run_id)
