@@ -15,7 +15,7 @@ VENV_BIN = Path(sys.executable).parent
 # The fast layer (`make test-pure`): config, options, floors, pipeline spec and references, search
 # spaces, cron. No training and no notebook kernel: the whole layer runs in well under a minute.
 PURE_FILES = {"test_config.py", "test_options.py", "test_floors.py", "test_spec.py",
-              "test_cron.py", "test_space.py"}
+              "test_cron.py", "test_space.py", "test_statistics.py"}
 
 
 def pytest_collection_modifyitems(items):

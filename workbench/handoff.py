@@ -3,8 +3,9 @@
 Three, each written and read only here:
 - down, an existing run: MLFLOW_RUN_ID names the run a command must log into (set by `mlflow
   run` and by the launcher, which creates the run first so it can show and stop it);
-- down, a parent: a pipeline step's kernel gets the step run's id (WORKBENCH_STEP_RUN_ID) and
-  MLflow's run context (MLFLOW_RUN_CONTEXT), so every run the notebook starts is its child;
+- down, a parent: a pipeline step's or a seed group's kernel gets MLflow's run context
+  (MLFLOW_RUN_CONTEXT), so every run the notebook starts is its child (a step also passes its
+  run's id, WORKBENCH_STEP_RUN_ID, for the runs that nest by hand);
 - up, a new run: the command names a file in WORKBENCH_RUN_ID_FILE, and the first top-level run
   the kernel creates writes its id there, so the command can attach the executed notebook to it
   or end it FAILED when the kernel dies.
@@ -40,12 +41,17 @@ def step_run_id() -> str | None:
     return os.environ.get(STEP_RUN_ENV) or None
 
 
-def under_step(environment: dict[str, str], step_run_id: str, tags: dict[str, str]) -> dict[str, str]:
-    """`environment` for a pipeline step's kernel: the runs it starts become children of the step
-    run, with `tags`; an existing run of a parent process is not inherited."""
+def with_run_tags(environment: dict[str, str], tags: dict[str, str]) -> dict[str, str]:
+    """`environment` in which every run MLflow starts carries `tags` (`mlflow.parentRunId` among
+    them makes it a child); an existing run of a parent process is not inherited."""
     env = {k: v for k, v in environment.items() if k != RUN_ID_ENV}
     context = {**json.loads(env.get(RUN_CONTEXT_ENV) or "{}"), **tags}
-    return {**env, STEP_RUN_ENV: step_run_id, RUN_CONTEXT_ENV: json.dumps(context)}
+    return {**env, RUN_CONTEXT_ENV: json.dumps(context)}
+
+
+def under_step(environment: dict[str, str], step_run_id: str, tags: dict[str, str]) -> dict[str, str]:
+    """`environment` for a pipeline step's kernel: the runs it starts become children of the step run."""
+    return {**with_run_tags(environment, tags), STEP_RUN_ENV: step_run_id}
 
 
 def announce(run_id: str) -> None:

@@ -179,7 +179,7 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
         loading = threading.Thread(target=_load_attach_tools, args=(run_id, id_file, kernel_done), daemon=True)
         loading.start()
         try:
-            with _environment({RUN_ID_FILE_ENV: str(id_file)}):
+            with environment({RUN_ID_FILE_ENV: str(id_file)}):
                 error = execute(NOTEBOOKS_DIR / "train.ipynb", {**config.to_dict(), "run_id": run_id}, pending,
                                 cell_timeout, echo)
         except KeyboardInterrupt:
@@ -242,7 +242,7 @@ def _html_exporter():
 
 
 @contextmanager
-def _environment(values: dict[str, str]):
+def environment(values: dict[str, str]):
     """Set environment variables (a kernel started meanwhile inherits them), then restore them."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)

@@ -22,6 +22,9 @@ def add_commands(subparsers) -> None:
                        help="continue a killed run from its last finished epoch (config comes from the run)")
     train.add_argument("--cell-timeout", type=int, default=3600, metavar="SECONDS",
                        help="per-cell time limit in the notebook (default 3600)")
+    train.add_argument("--seeds", type=int, metavar="N",
+                       help="train the configuration N times (seeds seed, seed+1, ...) as one group: a parent "
+                            "run with the mean, std and 95%% CI of every metric, a child run per seed")
     train.set_defaults(handler=cmd_train)
 
 
@@ -34,7 +37,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_of_run(args.resume, args)
     else:
         config = config_from_args(args)
+    if args.seeds is not None:
+        return run_seeds(config, args)
     return run_training(config, in_process=args.in_process, run_id=args.resume, cell_timeout=args.cell_timeout)
+
+
+def run_seeds(config: RunConfig, args: argparse.Namespace) -> int:
+    """`--seeds N`: the group, then its main metric per seed and with its confidence interval."""
+    from workbench.seeds import seed_list, train_seeds
+
+    if args.resume:
+        raise ConfigError("seeds", args.seeds, "no --seeds with --resume (a resumed run is one seed)")
+    seed_list(config.seed, args.seeds)  # a bad count is an error before the group run exists
+    group = train_seeds(config, args.seeds, in_process=args.in_process, cell_timeout=args.cell_timeout, verbose=2)
+    main = group.main_metric
+    print(f"\nseed group {group.parent_run_id}: {len(group.run_ids)} runs, {len(group.failed)} failed")
+    for seed, error in group.failed.items():
+        print(f"  seed {seed}: FAILED: {error}", file=sys.stderr)
+    if main in group.summaries:
+        print(f"  {main}: {group.summaries[main].describe()}")
+    print(f"  compare with another group: workbench compare {group.parent_run_id} OTHER_GROUP_OR_RUN")
+    return 1 if group.failed else 0
 
 
 def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:

@@ -21,6 +21,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from workbench.errors import ConfigError
+
 OPERATORS = (">", ">=", "<", "<=", "=", "!=")
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `workbench ui` serves the MLflow UI
 UI_URL_ENV = "WORKBENCH_UI_URL"
@@ -219,3 +221,26 @@ def with_links(runs: pd.DataFrame, base_url: str | None = None):
     """find_runs' table as a pandas Styler whose run ids open the run in the MLflow UI."""
     urls = {row.run_id: run_url(row._asdict(), base_url) for row in runs[["run_id", "experiment_id"]].itertuples()}
     return runs.style.format({"run_id": lambda r: f'<a href="{urls[r]}" target="_blank">{r[:8]}</a>'})
+
+
+def compare_groups(a: str, b: str, metric: str | None = None):
+    """B against A, each a seed group (its seeds' values) or a single run (one value): the
+    difference of `metric` (default: the task's main metric) with Welch's CI and test."""
+    from workbench.statistics import compare
+    from workbench.tasks import get_task
+    from workbench.tracking import groups, queries
+
+    runs = {}
+    for name, run_id in (("A", a), ("B", b)):
+        queries.existing_run_params(run_id, name)  # an unknown id is bad input, named
+        members = groups.members(run_id) if groups.is_group(run_id) else [queries.get_run(run_id)]
+        runs[name] = [r for r in members if r.info.status == "FINISHED"]
+        if not runs[name]:
+            raise ConfigError(name, run_id, "a FINISHED run, or a seed group with FINISHED seeds")
+    if metric is None:
+        metric = get_task(runs["A"][0].data.params.get("task", "images")).main_metric
+    shared = set.intersection(*(set(r.data.metrics) for r in runs["A"] + runs["B"]))
+    if metric not in shared:
+        raise ConfigError("metric", metric, "a metric every compared run logged: " + ", ".join(sorted(
+            m for m in shared if not m.startswith("system/"))))
+    return compare([r.data.metrics[metric] for r in runs["A"]], [r.data.metrics[metric] for r in runs["B"]], metric)

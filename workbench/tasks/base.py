@@ -42,6 +42,8 @@ class Task:
     default_loss: str = ""
     monitor: str = "val_loss"          # what early stopping and pruning watch
     monitor_mode: str = "min"
+    main_metric: str = "test_loss"     # what seed groups and `workbench compare` judge a run by
+    main_metric_mode: str = "min"
     default_epochs: int = 5            # 0: chosen from the data's size (see training.resolve_epochs)
     auto_steps: int = 3000             # with epochs chosen from the data: gradient steps aimed at,
     auto_epoch_range: tuple[int, int] = (10, 200)  # within these epochs,
@@ -203,6 +205,8 @@ class ClassificationTask(Task):
 
     monitor = "val_accuracy"
     monitor_mode = "max"
+    main_metric = "test_accuracy"
+    main_metric_mode = "max"
 
     def output_width(self, config: "RunConfig", data: "Splits") -> int:
         return 1 if config.loss == "binary_crossentropy" else data.num_classes

@@ -44,6 +44,7 @@ class DrivingTask(Task):
     default_loss = "mse"
     monitor = "val_loss"
     monitor_mode = "min"
+    main_metric = "test_mae"  # steering error on held-out tracks
     options = (
         Option("steering_correction", float, 0.2, "udacity:PATH: steering added for the left camera and "
                                                   "subtracted for the right; 0 = center only", minimum=0, maximum=1),

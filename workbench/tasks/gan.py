@@ -51,6 +51,7 @@ class GanTask(Task):
     # to real validation images does, so early stopping and pruning watch it.
     monitor = "val_frechet_distance"
     monitor_mode = "min"
+    main_metric = "test_frechet_distance"
 
     def search_space(self, model: str) -> dict[str, dict]:
         return {

@@ -55,6 +55,10 @@ def run_and_experiment_ids(run: Any) -> tuple[str, str]:
     return run["run_id"], run["experiment_id"]
 
 
+def get_run(run_id: str) -> Run:
+    return tracking.client().get_run(run_id)
+
+
 def run_params(run_id: str) -> dict[str, str]:
     return tracking.client().get_run(run_id).data.params
 
