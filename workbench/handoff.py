@@ -24,6 +24,7 @@ RUN_ID_ENV = "MLFLOW_RUN_ID"
 RUN_ID_FILE_ENV = "WORKBENCH_RUN_ID_FILE"
 STEP_RUN_ENV = "WORKBENCH_STEP_RUN_ID"
 RUN_CONTEXT_ENV = "MLFLOW_RUN_CONTEXT"  # tags MLflow adds to every run it starts
+NOTEBOOK_ENV = "WORKBENCH_NOTEBOOK"  # the notebook a kernel executes: its runs name it as their source
 
 
 def given_run_id() -> str | None:
@@ -52,6 +53,15 @@ def with_run_tags(environment: dict[str, str], tags: dict[str, str]) -> dict[str
 def under_step(environment: dict[str, str], step_run_id: str, tags: dict[str, str]) -> dict[str, str]:
     """`environment` for a pipeline step's kernel: the runs it starts become children of the step run."""
     return {**with_run_tags(environment, tags), STEP_RUN_ENV: step_run_id}
+
+
+def source_tags() -> dict[str, str]:
+    """In a kernel executing a workbench notebook: the run's source is that notebook, not
+    ipykernel_launcher.py."""
+    notebook = os.environ.get(NOTEBOOK_ENV)
+    if not notebook or "mlflow.source.name" in json.loads(os.environ.get(RUN_CONTEXT_ENV) or "{}"):
+        return {}  # a pipeline step names its own notebook (the kernel runs a copy of it)
+    return {"mlflow.source.name": notebook, "mlflow.source.type": "NOTEBOOK"}
 
 
 def announce(run_id: str) -> None:

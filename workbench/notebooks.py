@@ -86,16 +86,25 @@ def execute(notebook: str | Path, parameters: dict, output: Path, cell_timeout: 
     os.environ.update({k: v for k, v in KERNEL_ENV.items() if k not in os.environ})
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=ensure_kernel(), engine_name=_engine(),
-            execution_timeout=cell_timeout, progress_bar=False, cwd=os.getcwd(),
-            stdout_file=sys.stdout if echo else None, stderr_file=sys.stderr if echo else None,
-        )
+        with environment({handoff.NOTEBOOK_ENV: _source_name(Path(notebook))}):
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name=ensure_kernel(), engine_name=_engine(),
+                execution_timeout=cell_timeout, progress_bar=False, cwd=os.getcwd(),
+                stdout_file=sys.stdout if echo else None, stderr_file=sys.stderr if echo else None,
+            )
     except PapermillExecutionError as exc:
         return f"notebook cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel death, timeout, missing kernel
         return f"notebook execution failed: {type(exc).__name__}: {exc}"
     return None
+
+
+def _source_name(notebook: Path) -> str:
+    """The notebook as a run's source: relative to the project where it lives there."""
+    from workbench.home import PROJECT_ROOT
+
+    path = notebook.resolve()
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
 
 def _engine() -> str:

@@ -257,6 +257,8 @@ def _announce(settings: ServerSettings, new_password: str | None) -> None:
             print(f"  generated admin password (shown once): {new_password}")
     print(f"this home ({home()}) now logs to it; other machines: export MLFLOW_TRACKING_URI={settings.url}"
           + (" MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=..." if settings.auth else ""))
+    print(f"  training runs of an experiment: {settings.url}/#/experiments/ID/runs?workflowType=machine_learning "
+          "(`workbench ui` prints each experiment's link)")
     print("stop with Ctrl-C; `workbench server --forget` goes back to the embedded store", flush=True)
 
 

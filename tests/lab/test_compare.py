@@ -89,7 +89,8 @@ def test_epoch_curves_best_run_and_links(runs):
     assert best_run(task="speech") is None
 
     row = find_runs(task="text").iloc[0]
-    expected = f"http://127.0.0.1:5000/#/experiments/{row.experiment_id}/runs/{runs['text']}"
+    expected = (f"http://127.0.0.1:5000/#/experiments/{row.experiment_id}/runs/{runs['text']}"
+                "?workflowType=machine_learning")  # the training-runs view, not the GenAI overview
     assert run_url(row) == run_url(runs["text"]) == expected
     assert run_url(runs["text"], base_url="http://ui:8080/").startswith("http://ui:8080/#/experiments/")
 

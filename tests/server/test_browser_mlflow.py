@@ -27,8 +27,14 @@ PAGE_TIMEOUT = 180_000  # milliseconds for the single-page app's first render
 
 
 class UI:
-    def __init__(self, url: str, experiment_id: str, run):
-        self.url, self.experiment_id, self.run = url, experiment_id, run
+    def __init__(self, url: str, experiment_id: str, run, printed: str):
+        self.url, self.experiment_id, self.run, self.printed = url, experiment_id, run, printed
+
+    def printed_link(self, label: str) -> str:
+        """The link `workbench ui` printed after `label` for the images experiment."""
+        lines = self.printed.splitlines()
+        start = next(i for i, line in enumerate(lines) if "workbench-images:" in line)
+        return next(line.split(label, 1)[1].strip() for line in lines[start:start + 2] if label in line)
 
     @contextmanager
     def page(self, browser, route: str, screenshot: str):
@@ -69,7 +75,7 @@ def ui(tmp_path_factory):
     try:
         _wait_for_health(f"http://127.0.0.1:{port}", process, log)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield UI(f"http://127.0.0.1:{port}", experiment.experiment_id, run)
+        yield UI(f"http://127.0.0.1:{port}", experiment.experiment_id, run, log.read_text())
     finally:
         _stop_group(process)
 
@@ -153,3 +159,28 @@ def test_executed_notebook_html_renders_in_the_artifact_viewer(ui, browser):
         notebook.get_by_role("heading", name=re.compile(r"^Train one model")).wait_for()  # name ends with ¶
         # The executed copy: papermill's injected parameters carry this run's id.
         assert run_id in notebook.locator("body").inner_text()
+
+
+def test_the_printed_link_opens_the_training_runs_with_the_key_metrics_as_columns(ui, browser):
+    link = ui.printed_link("training runs")
+    assert link.startswith(f"{ui.url}/#/experiments/{ui.experiment_id}/runs?workflowType=machine_learning")
+    page = browser.new_page(viewport={"width": 1920, "height": 1000})
+    page.set_default_timeout(PAGE_TIMEOUT)
+    try:
+        page.goto(link, wait_until="domcontentloaded")
+        page.get_by_text(ui.run.info.run_name, exact=True).first.wait_for()  # the runs table, not GenAI's overview
+        for metric in ("test_accuracy", "baseline_test_accuracy", "best_val_accuracy"):  # no column chosen by hand
+            header = page.locator("[role=columnheader][col-id]").filter(
+                has=page.get_by_text(metric, exact=True)).first
+            header.wait_for()
+            cell = page.locator(f'[role=gridcell][col-id="{header.get_attribute("col-id")}"]').first
+            assert float(cell.inner_text()) == pytest.approx(ui.run.data.metrics[metric], abs=1e-4)
+    finally:
+        page.screenshot(path=str(SCREENSHOTS / "printed-link.png"))
+        page.close()
+
+
+def test_the_run_names_its_notebook_as_source(ui):
+    assert ui.run.data.tags["mlflow.source.name"] == "notebooks/train.ipynb"
+    assert ui.run.data.tags["mlflow.source.type"] == "NOTEBOOK"
+

@@ -18,6 +18,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from workbench.home import PROJECT_ROOT
 
     code = run_file(str(PROJECT_ROOT / "pipelines" / "quickstart.yaml"))
-    print(f"\nlook at the runs: workbench ui   (MLflow UI on http://127.0.0.1:5000 over {tracking.tracking_uri()}; "
-          "experiments workbench-pipelines, workbench-images, workbench-text, workbench-speech)")
+    print_results("quickstart")
+    print(f"\nlook at the runs: workbench ui   (the MLflow UI over {tracking.tracking_uri()}; it prints a link to "
+          "each experiment's training runs)")
     return code
+
+
+def print_results(pipeline: str) -> None:
+    """Every model the pipeline's latest run trained, against the classical baseline beside it."""
+    from workbench.pipelines.runs import latest_pipeline_run, training_runs
+
+    run_id = latest_pipeline_run(pipeline)
+    rows = training_runs(run_id) if run_id else []
+    if not rows:
+        return
+    table = [("task", "dataset", "model", "test accuracy", "baseline", "gain")]
+    for _, run in rows:
+        accuracy, baseline = run.data.metrics["test_accuracy"], run.data.metrics.get("baseline_test_accuracy")
+        table.append((run.data.tags.get("task", "?"), run.data.tags.get("dataset", "?"), run.data.tags.get("model", "?"),
+                      f"{accuracy:.4f}", "-" if baseline is None else f"{baseline:.4f}",
+                      "-" if baseline is None else f"{accuracy - baseline:+.4f}"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    print(f"\npipeline run {run_id}: each model against its classical baseline on the same test split")
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

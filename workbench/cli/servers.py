@@ -14,6 +14,7 @@ def add_commands(subparsers) -> None:
     ui = subparsers.add_parser("ui", help="MLflow UI over the workbench store",
                                description="Serve the MLflow UI over the workbench tracking store.")
     add_bind_flags(ui, port=5000)
+    ui.add_argument("--open", action="store_true", help="open the training-runs view in a browser once it answers")
     ui.set_defaults(handler=cmd_ui)
 
     server = subparsers.add_parser("server", help="MLflow tracking server on PostgreSQL; this home logs to it",
@@ -59,11 +60,46 @@ def cmd_ui(args: argparse.Namespace) -> int:
     uri = tracking.tracking_uri()
     if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
         print(f"this home logs to the tracking server {uri}: open its UI there", flush=True)
+        print_training_views(uri)
         return 0
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
+    base = f"http://[{host}]:{args.port}" if ":" in host else f"http://{host}:{args.port}"
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}", flush=True)
+    print(f"MLflow UI on {base} over {uri}", flush=True)
+    first = print_training_views(base)
+    if args.open:
+        open_when_ready(base, first or base)
     os.execv(sys.executable, command)
+
+
+def print_training_views(base: str) -> str | None:
+    """Each experiment's training-runs table, its test metric, baseline and best validation score
+    as columns. Returns the first link."""
+    from workbench.tracking import links
+
+    views = links.training_views(base)
+    if not views:
+        print("no runs yet: `workbench train` makes one", flush=True)
+    for experiment, runs_table in views:
+        print(f"  {experiment}: training runs  {runs_table}")
+    sys.stdout.flush()
+    return views[0][1] if views else None
+
+
+def open_when_ready(base: str, url: str) -> None:
+    """A detached helper that opens `url` in the browser once the UI answers (this process becomes the UI)."""
+    import subprocess
+
+    script = ("import time, urllib.request, webbrowser\n"
+              "for _ in range(300):\n"
+              "    try:\n"
+              f"        urllib.request.urlopen({base + '/health'!r}, timeout=2).close(); break\n"
+              "    except OSError:\n"
+              "        time.sleep(1)\n"
+              f"webbrowser.open({url!r})\n")
+    subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

@@ -108,6 +108,7 @@ def run_training(config: RunConfig, in_process: bool, run_id: str | None = None,
 
 def print_run_summary(run_id: str) -> None:
     from workbench import tracking
+    from workbench.tracking import links
 
     run = tracking.client().get_run(run_id)
     metrics = run.data.metrics
@@ -118,5 +119,4 @@ def print_run_summary(run_id: str) -> None:
         print(f"  {key:<24} {metrics[key]:.4f}")
     print(f"  tracking store           {tracking.tracking_uri()}")
     print(f"  artifacts                {run.info.artifact_uri}")
-    print(f"  open it:                 workbench ui   then  "
-          f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}")
+    print(f"  open it:                 workbench ui   then  {links.run_url(run_id, run.info.experiment_id)}")

@@ -15,7 +15,6 @@ Runs come back as a pandas DataFrame with one row per run: identity columns (`ru
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Iterable
 
 import numpy as np
@@ -24,8 +23,6 @@ import pandas as pd
 from workbench.errors import ConfigError
 
 OPERATORS = (">", ">=", "<", "<=", "=", "!=")
-DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `workbench ui` serves the MLflow UI
-UI_URL_ENV = "WORKBENCH_UI_URL"
 IDENTITY_TAGS = {"mlflow.runName": "run_name", "task": "task", "dataset": "dataset", "model": "model",
                  "error": "error", "mlflow.parentRunId": "parent_run_id"}
 
@@ -180,11 +177,10 @@ def run_url(run: Any, base_url: str | None = None) -> str:
     """The run's page in the MLflow UI (`workbench ui`; WORKBENCH_UI_URL overrides the address).
 
     `run` is a run id, an MLflow Run, or a row of find_runs."""
-    from workbench.tracking import queries
+    from workbench.tracking import links, queries
 
-    base = (base_url or os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
     run_id, experiment = queries.run_and_experiment_ids(run)
-    return f"{base}/#/experiments/{experiment}/runs/{run_id}"
+    return links.run_url(run_id, experiment, base_url)
 
 
 def summary(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:

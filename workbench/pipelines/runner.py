@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from workbench.pipelines.attempts import Attempt, run_folder
 from workbench.pipelines.executors import Executor, LocalExecutor
+from workbench.pipelines.introspect import display_path
 from workbench.pipelines.references import substitute
 from workbench.pipelines.results import (FAILED, FINISHED, KILLED, PENDING, SKIPPED, SUCCEEDED, UNCHANGED,
                                          PipelineResult, StepResult, pipeline_status, summary_table)
@@ -145,7 +146,8 @@ class _Runner:
             self.echo(self._line(step.name, f"started (attempt {number} of {total})"))
             attempt = Attempt(self.pipeline.name, step.name, number, step.notebook_text, parameters, step.timeout,
                               step.gpu, self.tree.tracking_uri, self.run_id, result.run_id,
-                              self.tree.nested_tags(step.name, result.run_id))
+                              {**self.tree.nested_tags(step.name, result.run_id),
+                               "mlflow.source.name": display_path(step.notebook), "mlflow.source.type": "NOTEBOOK"})
             began = time.monotonic()
             outcome = self.executor.run(attempt, self.stop.is_set)
             result.executed = outcome.executed or result.executed

@@ -51,25 +51,40 @@ def client() -> MlflowClient:
     return MlflowClient(uri)
 
 
-def experiment_id(name: str) -> str:
-    """Get or create an experiment, marked for model training."""
+def experiment_id(name: str, view_columns: list[str] | None = None) -> str:
+    """Get or create an experiment, marked for model training; with `view_columns`, the runs-table
+    view that the link `workbench ui` prints opens on shows those metrics."""
+    from workbench.tracking import links
+
     c = client()
+    tags = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+    if view_columns:
+        tags[links.VIEW_TAG] = links.training_view(view_columns)
     experiment = c.get_experiment_by_name(name)
     if experiment is None:
         location = (home() / "artifacts").as_uri() if uses_embedded_store(tracking_uri()) else None
         try:
-            return c.create_experiment(name, artifact_location=location,
-                                       tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+            return c.create_experiment(name, artifact_location=location, tags=tags)
         except mlflow.exceptions.MlflowException:  # created meanwhile by another process
             experiment = c.get_experiment_by_name(name)
-    if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
-        c.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    for key, value in tags.items():
+        if experiment.tags.get(key) != value:
+            c.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
+
+
+def key_metrics(config: RunConfig) -> list[str]:
+    """What a run of this task is judged by: its test metric, the baseline's, the best validation score."""
+    from workbench.tasks import get_task
+
+    task = get_task(config.task)
+    return [task.main_metric, f"baseline_{task.main_metric}", f"best_{task.monitor}"]
 
 
 def create_run(config: RunConfig, run_name: str | None = None) -> str:
     """Open a RUNNING run for a process that will log into it (e.g. a notebook kernel)."""
-    run = client().create_run(experiment_id(config.experiment), run_name=run_name or default_run_name(config))
+    run = client().create_run(experiment_id(config.experiment, key_metrics(config)),
+                              run_name=run_name or default_run_name(config))
     return run.info.run_id
 
 
@@ -259,14 +274,14 @@ def open_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | 
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = mlflow.start_run(experiment_id=experiment_id(config.experiment),
+        run = mlflow.start_run(experiment_id=experiment_id(config.experiment, key_metrics(config)),
                                run_name=run_name or default_run_name(config), tags=all_tags, **system)
         if not parent_run_id:
             handoff.announce(run.info.run_id)
     logger = RunLogger(run.info.run_id)
     try:
         logger.log_config(config)
-        mlflow.set_tags(environment_tags())
+        mlflow.set_tags({**environment_tags(), **handoff.source_tags()})
     except BaseException as exc:
         close_run(logger, exc)
         raise

@@ -1,0 +1,29 @@
+"""`make demo` ends with each model against its baseline, read back from the pipeline's runs."""
+
+import pytest
+
+from pipeline_testing import workbench, write
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_table_lists_each_model_against_its_baseline(home, tmp_path, capsys):
+    from workbench.cli.demo import print_results
+
+    pipeline = write(tmp_path, """
+        name: tiny
+        steps:
+          images:
+            notebook: train.ipynb
+            parameters: {task: images, dataset: digits, model: mlp, epochs: 1}
+    """)
+    result = workbench("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    capsys.readouterr()
+    print_results("tiny")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "each model against its classical baseline" in lines[0]
+    assert lines[1].split() == ["task", "dataset", "model", "test", "accuracy", "baseline", "gain"]
+    task, dataset, model, accuracy, baseline, gain = lines[2].split()
+    assert (task, dataset, model) == ("images", "digits", "mlp")
+    assert float(gain) == pytest.approx(float(accuracy) - float(baseline), abs=2e-4)
