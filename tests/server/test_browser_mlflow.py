@@ -58,7 +58,7 @@ def ui(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     env.update(WORKBENCH_HOME=str(home), PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}")
     trained = subprocess.run([sys.executable, "-m", "workbench", "train", "--task", "images", "--dataset", "digits",
-                              "--model", "mlp", "--epochs", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              "--model", "mlp", "--epochs", "25"], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=1200)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{home}/mlflow.db")
@@ -183,4 +183,11 @@ def test_the_printed_link_opens_the_training_runs_with_the_key_metrics_as_column
 def test_the_run_names_its_notebook_as_source(ui):
     assert ui.run.data.tags["mlflow.source.name"] == "notebooks/train.ipynb"
     assert ui.run.data.tags["mlflow.source.type"] == "NOTEBOOK"
+
+
+def test_the_system_metrics_tab_shows_cpu_and_memory_series(ui, browser):
+    with ui.page(browser, f"/runs/{ui.run.info.run_id}/system-metrics", "system-metrics.png") as page:
+        for series in ("cpu_utilization_percentage", "system_memory_usage_megabytes"):
+            page.get_by_text(series).first.wait_for()
+        page.wait_for_function("() => document.querySelectorAll('svg path, canvas').length > 0", timeout=PAGE_TIMEOUT)
 
