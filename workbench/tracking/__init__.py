@@ -119,6 +119,7 @@ def environment_tags() -> dict[str, str]:
         "devices": ", ".join(devices),
         "host": platform.node(),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
     }
 
 
@@ -142,6 +143,16 @@ def git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
                              text=True, timeout=5)
         return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def git_dirty() -> str:
+    """"true" when tracked files differ from the commit: the commit alone does not name the code."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=5)
+        return "unknown" if out.returncode else str(bool(out.stdout.strip())).lower()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -93,3 +93,19 @@ def load_logged_model(run_id: str):
     outputs = run.outputs.model_outputs if run.outputs else []
     uri = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run_id}/model"
     return mlflow.keras.load_model(uri)
+
+
+def artifact_files(run_id: str, folder: str) -> list[str]:
+    """The paths of the files directly in one artifact folder of a run."""
+    return [item.path for item in tracking.client().list_artifacts(run_id, folder) if not item.is_dir]
+
+
+def download(run_id: str, path: str, destination: str) -> str:
+    """One artifact file of a run, copied to `destination` (a folder); returns its local path."""
+    return tracking.client().download_artifacts(run_id, path, destination)
+
+
+def dataset_digests(run_id: str) -> dict[str, str]:
+    """The run's logged datasets (name -> digest): what it trained, validated and tested on."""
+    return {d.dataset.name: d.dataset.digest for d in get_run(run_id).inputs.dataset_inputs}
+

@@ -86,3 +86,8 @@ def attach(run_id: str, folders: dict[str, list[Path]], uri: str | None = None) 
     for folder, paths in folders.items():
         for path in paths:
             c.log_artifact(run_id, str(path), folder)
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    client().log_text(run_id, text, artifact_file)
+
