@@ -1,4 +1,4 @@
-"""The `workbench` command: train, compare, diff, tune, dashboard, server, ui, lab, demo, pipeline, schedule, scheduler.
+"""The `workbench` command: train, rerun, compare, diff, tune, dashboard, server, ui, lab, demo, pipeline, schedule, scheduler.
 
 Each command lives in a module of this package; this one builds the parser and turns errors
 into exit codes, in one place: 0 success, 1 the run failed (or what it needs is busy), 2 bad
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.cli import compare, demo, diff, pipelines, servers, train, tune
+from workbench.cli import compare, demo, diff, pipelines, rerun, servers, train, tune
 from workbench.cli.flags import model_option_flags
 from workbench.errors import BadInput, Busy
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, compare, diff, servers, tune, demo, pipelines):  # the order of `workbench --help`
+    for module in (train, rerun, compare, diff, servers, tune, demo, pipelines):  # the order of `workbench --help`
         module.add_commands(commands)
     return parser
 

@@ -72,6 +72,12 @@ def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
 
 
 def run_training(config: RunConfig, in_process: bool, run_id: str | None = None, cell_timeout: int = 3600) -> int:
+    return train_once(config, in_process, run_id, cell_timeout)[0]
+
+
+def train_once(config: RunConfig, in_process: bool, run_id: str | None = None,
+               cell_timeout: int = 3600) -> tuple[int, str | None]:
+    """(exit code, run id) of one training run, summarised on the terminal."""
     # Stopping a run (the launcher's Stop, Ctrl-C) is SIGINT, which ends it KILLED. A shell that starts
     # a program in the background makes it ignore SIGINT, and its children inherit that: undo it.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
@@ -85,10 +91,10 @@ def run_training(config: RunConfig, in_process: bool, run_id: str | None = None,
             raise
         except Exception as exc:
             print(f"workbench train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+            return 1, None
         if result.run_id is None:
             print("this worker is not the chief: it trained its share, the chief logs the run")
-            return 0
+            return 0, None
         run_id, error = result.run_id, None
     else:
         from workbench.notebooks import train_with_notebook
@@ -102,8 +108,8 @@ def run_training(config: RunConfig, in_process: bool, run_id: str | None = None,
     print_run_summary(run_id)
     if error:
         print(f"workbench train: run {run_id} FAILED: {error}", file=sys.stderr)
-        return 1
-    return 0 if tracking.run_status(run_id) == "FINISHED" else 1
+        return 1, run_id
+    return (0 if tracking.run_status(run_id) == "FINISHED" else 1), run_id
 
 
 def print_run_summary(run_id: str) -> None:

@@ -1,0 +1,52 @@
+"""`workbench rerun`: a finished run trained again from its record reproduces, and says what changed."""
+
+import pytest
+
+from conftest import all_runs, client, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_rerun_reproduces_its_record_and_links_both_ways(home):
+    first = run_cli("train", "--in-process", "--dataset", "digits", "--model", "mlp", "--epochs", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    [original] = all_runs(home)
+    result = run_cli("rerun", original.info.run_id, "--in-process")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "REPRODUCED: every test and baseline metric matches" in result.stdout
+    assert "exact        test_accuracy" in result.stdout
+    [again] = [r for r in all_runs(home) if r.info.run_id != original.info.run_id]
+    assert again.data.tags["workbench.rerun_of"] == original.info.run_id
+    assert client(home).get_run(original.info.run_id).data.tags["workbench.reruns"] == again.info.run_id
+    assert again.data.metrics["test_accuracy"] == original.data.metrics["test_accuracy"]
+
+    variant = run_cli("rerun", original.info.run_id, "--in-process", "--set", "epochs=3")
+    assert variant.returncode == 0 and "set          epochs: 2 -> 3" in variant.stdout
+    assert "a variant (--set)" in variant.stdout
+
+
+def test_a_changed_data_file_is_named_by_its_digest(home, image_folder):
+    first = run_cli("train", "--in-process", "--dataset", f"folder:{image_folder}", "--model", "mlp", "--epochs", "1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    [original] = all_runs(home)
+    image = sorted((image_folder / "dark").iterdir())[0]
+    from PIL import Image
+
+    Image.new("RGB", (24, 24), (250, 250, 250)).save(image)  # one training picture changed on disk
+    result = run_cli("rerun", original.info.run_id, "--in-process")
+    assert result.returncode == 0, result.stderr[-2000:]
+    data_lines = [line for line in result.stdout.splitlines() if line.strip().startswith("data ")]
+    assert data_lines and "digest recorded" in data_lines[0]
+
+
+def test_bad_reruns_are_clear_errors_and_train_nothing(home):
+    result = run_cli("rerun", "0123456789abcdef")
+    assert result.returncode == 2 and "invalid value for 'run'" in result.stderr
+    first = run_cli("train", "--in-process", "--dataset", "digits", "--model", "mlp", "--epochs", "1")
+    assert first.returncode == 0
+    [original] = all_runs(home)
+    for flags, field in ((["--set", "widht=3"], "widht"), (["--set", "epochs"], "set"), (["--tolerance", "-1"], "tolerance")):
+        result = run_cli("rerun", original.info.run_id, "--in-process", *flags)
+        assert result.returncode == 2 and f"invalid value for '{field}'" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert len(all_runs(home)) == 1
