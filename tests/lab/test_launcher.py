@@ -158,3 +158,31 @@ def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
     assert process.process.returncode not in (None, -signal.SIGKILL)  # it ended by itself, within the grace
     assert 1 <= launcher.progress.value < 100 and "KILLED" in launcher.message.value
     assert launcher.start_button.disabled is False
+
+
+def test_the_launcher_follows_a_run_it_did_not_start(home):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    client(home).search_experiments()  # the store exists before two processes use it
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
+                                "--model", "cnn", "--epochs", "4"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not all_runs(home):  # the run appears once its data is loaded and its model built
+            assert process.poll() is None and time.time() < deadline, "the training run never appeared"
+            time.sleep(0.5)
+        [run] = all_runs(home)
+        launcher = Launcher(poll_seconds=0.5)
+        followed = launcher.follow(run.info.run_id)
+        assert launcher.stop_button.disabled  # not started here: not stopped from here either
+        assert launcher.wait(timeout=300) == "FINISHED"
+    finally:
+        process.wait(300)
+    assert followed.config.model == "cnn" and launcher.progress.value == launcher.progress.max == 4
+    assert "FINISHED" in launcher.message.value and launcher.curves_image.value  # the curves were drawn
+    with pytest.raises(ConfigError, match="'run'"):
+        launcher.follow("0123456789abcdef")

@@ -22,7 +22,7 @@ from typing import Any
 from workbench.config import ConfigError, RunConfig
 from workbench.lab.controls import (MAIN_FIELDS, OTHER_DATASET, POLL_SECONDS, build_controls, control_for,
                                     declared, task_choices, widgets_box)
-from workbench.lab.training_process import TrainingProcess
+from workbench.lab.training_process import FollowedRun, TrainingProcess, WatchedRun
 from workbench.tasks import get_task
 from workbench.tasks.configure import make_config
 
@@ -37,7 +37,7 @@ class Launcher:
 
         self.poll_seconds = poll_seconds
         self.controls = build_controls(task)
-        self.current: TrainingProcess | None = None
+        self.current: WatchedRun | None = None
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
         self._shown_epochs = -1
@@ -45,6 +45,10 @@ class Launcher:
         self.preview_button = widgets.Button(description="Preview data", icon="image")
         self.start_button = widgets.Button(description="Start", button_style="success", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.follow_id = widgets.Text(placeholder="any run id: from workbench train, a pipeline step, a trial",
+                                      description="follow run", style={"description_width": "130px"},
+                                      layout=widgets.Layout(width="420px"))
+        self.follow_button = widgets.Button(description="Follow", icon="eye")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="epochs",
                                             layout=widgets.Layout(width="420px"))
         self.message = widgets.HTML(value="Choose a configuration, then Start.")
@@ -55,6 +59,7 @@ class Launcher:
         self.preview_button.on_click(lambda _: self.preview())
         self.start_button.on_click(lambda _: self._report(self.start))
         self.stop_button.on_click(lambda _: self._report(self.stop))
+        self.follow_button.on_click(lambda _: self._report(lambda: self.follow(self.follow_id.value.strip())))
         self.controls["task"].observe(self._task_changed, names="value")
         self.controls["model"].observe(self._model_changed, names="value")
         self.widget = self._layout()
@@ -140,14 +145,26 @@ class Launcher:
                 raise RuntimeError(f"run {self.current.run_id} is still training: stop it first")
             config = self.config()
             self.current = TrainingProcess(config)
-            self._shown_epochs = -1
-        self.progress.max, self.progress.value = max(1, config.epochs), 0
+        self._begin_watching("starting the notebook kernel", stoppable=True)
+        return self.current
+
+    def follow(self, run_id: str) -> FollowedRun:
+        """Show the progress and curves of any run, live, whoever started it."""
+        with self._lock:
+            if self.current is not None and self.current.running:
+                raise RuntimeError(f"run {self.current.run_id} is still being watched: stop it first")
+            self.current = FollowedRun(run_id, poll_seconds=self.poll_seconds)
+        self._begin_watching("following", stoppable=False)
+        return self.current
+
+    def _begin_watching(self, phase: str, stoppable: bool) -> None:
+        self._shown_epochs = -1
+        self.progress.max, self.progress.value = max(1, self.current.config.epochs), 0
         self.progress.bar_style = ""
-        self.start_button.disabled, self.stop_button.disabled = True, False
-        self.message.value = self._describe("starting the notebook kernel")
+        self.start_button.disabled, self.stop_button.disabled = True, not stoppable
+        self.message.value = self._describe(phase)
         self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.current.run_id}", daemon=True)
         self._watcher.start()
-        return self.current
 
     def stop(self) -> str:
         """End the current run cleanly (KILLED with a reason); returns its final status."""
@@ -228,7 +245,7 @@ class Launcher:
         elapsed = time.time() - run.started
         return (f"{c.task}/{c.dataset}/{c.model}: {phase} ({elapsed:.0f} s) &middot; run "
                 f"<a href='{run_url(run.run_id)}' target='_blank'>{run.run_id[:8]}</a> "
-                f"(<code>workbench ui</code>) &middot; log <code>{_escape(str(run.log))}</code>")
+                f"(<code>workbench ui</code>)" + (f" &middot; log <code>{_escape(str(run.log))}</code>" if run.log else ""))
 
     # ---- display ---------------------------------------------------------------------------
 
@@ -245,9 +262,10 @@ class Launcher:
         choices = [c for c in main if isinstance(c, (widgets.Dropdown, widgets.Text))]
         numbers = [c for c in main if c not in choices]
         buttons = widgets.HBox([self.preview_button, self.start_button, self.stop_button])
+        follow = widgets.HBox([self.follow_id, self.follow_button])
         return widgets.VBox([widgets.HTML("<h3>Train a model</h3>"),
                              widgets.HBox([widgets.VBox(choices), widgets.VBox(numbers)]), advanced, buttons,
-                             self.progress, self.message, self.curves_image, self.preview_output])
+                             follow, self.progress, self.message, self.curves_image, self.preview_output])
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

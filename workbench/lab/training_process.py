@@ -20,34 +20,13 @@ STOPPED_REASON = "stopped from the launcher"
 INTERRUPT_GRACE_SECONDS = 60  # time `workbench train` gets to attach the notebook and end the run
 
 
-class TrainingProcess:
-    """A `workbench train` process logging into an MLflow run created before it starts."""
+class WatchedRun:
+    """What the launcher shows of a run, read from MLflow: epochs done, planned, curves, status."""
 
-    def __init__(self, config: RunConfig):
-        from workbench import tracking
-        from workbench.home import home, subdir
-
-        self.config = config
-        self.stop_requested = False
-        self.run_id = tracking.create_run(config)
-        self.log = subdir("launcher") / f"train-{self.run_id}.log"
-        self.command = [sys.executable, "-m", "workbench", "train", *config_flags(config)]
-        # The child must log into the same store this process reads, whatever its working directory.
-        env = {**os.environ, **handoff.into_run(self.run_id), "WORKBENCH_HOME": str(home())}
-        try:
-            with open(self.log, "wb") as log:
-                # A session of its own: interrupting the notebook's kernel leaves the run alone, and
-                # stop() can signal the whole group.
-                self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                start_new_session=True)
-        except OSError as exc:  # the run exists already: it must not stay RUNNING
-            tracking.end_run(self.run_id, error=f"could not start `workbench train`: {exc}")
-            raise
-        self.started = time.time()
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
+    run_id: str
+    config: RunConfig
+    started: float
+    log = None  # the process's output, when the launcher started it
 
     def status(self) -> str:
         from workbench import tracking
@@ -78,6 +57,64 @@ class TrainingProcess:
         names = sorted(k.removeprefix("val_") for k in latest if k.startswith("val_") and k != "val_examples")
         keys = [key for name in names for key in (name, f"val_{name}") if key in latest]
         return logger.metric_history(keys)
+
+
+class FollowedRun(WatchedRun):
+    """Any run, followed by id: started by `workbench train`, a pipeline step, a tuning trial, ..."""
+
+    def __init__(self, run_id: str, poll_seconds: float = 2.0):
+        from workbench.tasks.configure import config_from_params
+        from workbench.tracking import queries
+
+        params = queries.existing_run_params(run_id, "run")
+        self.run_id, self.config = run_id, config_from_params(params)
+        self.started = queries.get_run(run_id).info.start_time / 1000
+        self.poll_seconds = poll_seconds
+
+    @property
+    def running(self) -> bool:
+        return self.status() == "RUNNING"
+
+    def wait(self, timeout: float | None = None) -> str:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.run_id} still running after {timeout} s")
+            time.sleep(self.poll_seconds)
+        return self.status()
+
+    def stop(self) -> str:
+        raise RuntimeError(f"run {self.run_id} was not started here: stop it where it runs")
+
+
+class TrainingProcess(WatchedRun):
+    """A `workbench train` process logging into an MLflow run created before it starts."""
+
+    def __init__(self, config: RunConfig):
+        from workbench import tracking
+        from workbench.home import home, subdir
+
+        self.config = config
+        self.stop_requested = False
+        self.run_id = tracking.create_run(config)
+        self.log = subdir("launcher") / f"train-{self.run_id}.log"
+        self.command = [sys.executable, "-m", "workbench", "train", *config_flags(config)]
+        # The child must log into the same store this process reads, whatever its working directory.
+        env = {**os.environ, **handoff.into_run(self.run_id), "WORKBENCH_HOME": str(home())}
+        try:
+            with open(self.log, "wb") as log:
+                # A session of its own: interrupting the notebook's kernel leaves the run alone, and
+                # stop() can signal the whole group.
+                self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                start_new_session=True)
+        except OSError as exc:  # the run exists already: it must not stay RUNNING
+            tracking.end_run(self.run_id, error=f"could not start `workbench train`: {exc}")
+            raise
+        self.started = time.time()
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def log_tail(self, lines: int = 15) -> str:
         try:
