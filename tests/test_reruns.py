@@ -50,3 +50,24 @@ def test_bad_reruns_are_clear_errors_and_train_nothing(home):
         assert result.returncode == 2 and f"invalid value for '{field}'" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert len(all_runs(home)) == 1
+
+
+def test_a_fork_starts_from_the_epoch_it_names_and_links_to_its_origin(home):
+    first = run_cli("train", "--in-process", "--dataset", "digits", "--model", "mlp", "--epochs", "3")
+    assert first.returncode == 0, first.stderr[-2000:]
+    [origin] = all_runs(home)
+    for bad in ("3", "7", "0"):  # the last epoch has nothing left to train; 7 and 0 were never saved
+        refused = run_cli("rerun", origin.info.run_id, "--from-epoch", bad)
+        assert refused.returncode == 2 and "invalid value for 'from_epoch'" in refused.stderr
+        assert "1, 2" in refused.stderr
+    assert len(all_runs(home)) == 1
+
+    result = run_cli("rerun", origin.info.run_id, "--from-epoch", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [fork] = [r for r in all_runs(home) if r.info.run_id != origin.info.run_id]
+    assert fork.data.tags["workbench.forked_from"] == origin.info.run_id
+    assert fork.data.tags["workbench.forked_at_epoch"] == "1"
+    assert client(home).get_run(origin.info.run_id).data.tags["workbench.forks"] == fork.info.run_id
+    steps = sorted(m.step for m in client(home).get_metric_history(fork.info.run_id, "loss"))
+    assert steps == [1, 2]  # epochs 2 and 3 (0-based steps), none before: it started at epoch 2
+    assert fork.info.status == "FINISHED" and "test_accuracy" in fork.data.metrics

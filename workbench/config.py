@@ -56,6 +56,8 @@ class RunConfig:
     precision: str = field(default="auto", metadata=_help("dtype policy: " + ", ".join(PRECISIONS)))
     jit_compile: bool = field(default=False, metadata=_help("compile the training step with XLA"))
     steps_per_execution: int = field(default=1, metadata=_help("batches per compiled call (fewer host round trips)"))
+    epoch_checkpoints: bool = field(default=True, metadata=_help(
+        "keep the model after every epoch, to fork the run from any epoch (workbench rerun --from-epoch)"))
     system_metrics: bool = field(default=True, metadata=_help("log CPU, memory, disk (and GPU) use every few "
                                                               "seconds into the run's System metrics"))
     experiment: str = field(default="", metadata=_help("MLflow experiment; empty = workbench-<task>"))

@@ -33,5 +33,10 @@ def checkpoints(run_id: str) -> Path:
     return subdir("checkpoints") / run_id
 
 
+def epoch_checkpoints(run_id: str) -> Path:
+    """The model after each epoch of a run (`epoch-003.keras`), to fork the run from any of them."""
+    return subdir("epochs") / run_id
+
+
 def executed_notebooks() -> Path:
     return subdir("notebooks")

@@ -111,3 +111,29 @@ def link(original: str, run_id: str) -> None:
     reruns = [r for r in queries.get_run(original).data.tags.get(RERUNS_TAG, "").split(",") if r]
     run_tree.set_tags(original, {RERUNS_TAG: ",".join([*reruns, run_id])})
     run_tree.set_tags(run_id, {RERUN_OF_TAG: original})
+
+
+FORKS_TAG = "workbench.forks"
+
+
+def fork_point(origin: str, config: RunConfig, epoch: int):
+    """Where a fork of `origin` at `epoch` starts; ConfigError when that epoch has no checkpoint."""
+    from workbench.home import epoch_checkpoints
+    from workbench.runs import Fork
+    from workbench.training import epoch_checkpoint
+
+    kept = sorted(int(p.stem.split("-")[1]) for p in epoch_checkpoints(origin).glob("epoch-*.keras"))
+    if epoch not in kept or epoch >= config.epochs:
+        usable = [k for k in kept if k < config.epochs]
+        raise ConfigError("from_epoch", epoch, f"an epoch of run {origin} with a checkpoint, before its last "
+                          f"({config.epochs}): " + (", ".join(map(str, usable)) if usable else
+                                                    "none kept (trained with epoch_checkpoints off, or elsewhere)"))
+    return Fork(origin, epoch, str(epoch_checkpoint(epoch_checkpoints(origin), epoch)))
+
+
+def link_fork(origin: str, run_id: str) -> None:
+    from workbench.tracking import queries, run_tree
+
+    forks = [r for r in queries.get_run(origin).data.tags.get(FORKS_TAG, "").split(",") if r]
+    run_tree.set_tags(origin, {FORKS_TAG: ",".join([*forks, run_id])})
+

@@ -38,6 +38,15 @@ def load_data(config: RunConfig | dict | str | None = None, **overrides: Any):
     return get_task(config.task).data_for(config)
 
 
+@dataclass(frozen=True)
+class Fork:
+    """Start from another run's model after one of its epochs (weights and optimizer state)."""
+
+    origin: str
+    epoch: int
+    checkpoint: Any  # the .keras file
+
+
 @dataclass
 class Prepared:
     """A run before training: its config (epochs resolved), task, device placement and data."""
@@ -47,6 +56,7 @@ class Prepared:
     placement: Any
     data: Any
     epochs_from_data: bool
+    fork: Fork | None = None
 
 
 @dataclass
@@ -61,7 +71,8 @@ class Tested:
     example_output: Any = None
 
 
-def prepare(config: RunConfig | dict | str | None = None, *, data=None, **overrides: Any) -> Prepared:
+def prepare(config: RunConfig | dict | str | None = None, *, data=None, fork: Fork | None = None,
+            **overrides: Any) -> Prepared:
     """Stage 1: a checked config, the device placement, seeds, the data and the epochs it calls for."""
     from workbench.distribute import place
     from workbench.training import resolve_epochs, seed_everything
@@ -73,7 +84,7 @@ def prepare(config: RunConfig | dict | str | None = None, *, data=None, **overri
     data = data if data is not None else task.data_for(config)
     epochs_from_data = config.epochs == 0
     config = resolve_epochs(config, task, data, placement.replicas)
-    return Prepared(config, task, placement, data, epochs_from_data)
+    return Prepared(config, task, placement, data, epochs_from_data, fork)
 
 
 def build(prepared: Prepared):
@@ -81,6 +92,10 @@ def build(prepared: Prepared):
 
     Runs before the MLflow run exists, so a model that cannot be built creates no run."""
     with prepared.placement.strategy.scope():
+        if prepared.fork is not None:  # compiled, with the optimizer's state at that epoch
+            import keras
+
+            return keras.models.load_model(prepared.fork.checkpoint)
         model = prepared.task.model_for(prepared.config, prepared.data)
         prepared.task.compile(model, prepared.config, prepared.data, prepared.placement.replicas)
     return model
@@ -88,14 +103,17 @@ def build(prepared: Prepared):
 
 def fit(prepared: Prepared, model, run, callbacks: list | None = None, verbose: int = 2) -> dict[str, list[float]]:
     """Stage 3: train on the training split, watched on validation; returns the per-epoch history."""
-    from workbench.home import checkpoints
+    from workbench.home import checkpoints, epoch_checkpoints
     from workbench.training import fit as fit_model
 
     config, task, data = prepared.config, prepared.task, prepared.data
-    backup_dir = checkpoints(run.run_id if prepared.placement.chief else f"worker-{os.getpid()}")
+    chief = prepared.placement.chief
+    backup_dir = checkpoints(run.run_id if chief else f"worker-{os.getpid()}")
     keras_history = fit_model(model, config, task, data, backup_dir, replicas=prepared.placement.replicas,
                               callbacks=[run.epoch_callback(), *task.epoch_callbacks(config, data, run),
-                                         *(callbacks or [])], verbose=verbose)
+                                         *(callbacks or [])], verbose=verbose,
+                              initial_epoch=prepared.fork.epoch if prepared.fork else 0,
+                              epochs_dir=epoch_checkpoints(run.run_id) if chief else None)
     return run.metric_history([*keras_history.history, "epoch_seconds"]) or keras_history.history
 
 
@@ -186,7 +204,8 @@ def _close_when_a_cell_fails(run) -> None:
 def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = None, data=None,
           verbose: int = 2, callbacks: list | None = None, parent_run_id: str | None = None,
           run_name: str | None = None, tags: dict[str, str] | None = None, evaluate: bool = True,
-          stopped_early: tuple[type[BaseException], ...] = (), **overrides: Any) -> TrainingResult:
+          stopped_early: tuple[type[BaseException], ...] = (), fork: Fork | None = None,
+          **overrides: Any) -> TrainingResult:
     """Train, evaluate on the test split once, compare with the classical baseline, log it all:
     prepare, build, then in the run fit, test and log.
 
@@ -196,7 +215,7 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
     """
     from workbench import tracking
 
-    prepared = prepare(config, data=data, **overrides)
+    prepared = prepare(config, data=data, fork=fork, **overrides)
     model = build(prepared)
     config, placement = prepared.config, prepared.placement
     with tracking.tracked_run(config, run_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags,
@@ -222,6 +241,8 @@ def _start(run, prepared: Prepared, model) -> int:
         print(f"resuming run {run.run_id} at epoch {resumed_from + 1} of {config.epochs}")
         run.set_tags({"resumed_from_epoch": str(resumed_from)})
     run.set_tags(placement.describe())
+    if prepared.fork is not None:
+        run.set_tags({"workbench.forked_from": prepared.fork.origin, "workbench.forked_at_epoch": str(prepared.fork.epoch)})
     if prepared.epochs_from_data:
         run.set_tags({"epochs_chosen": f"from the data: up to {config.epochs} epochs, early stopping "
                                        f"after {config.patience} without improvement"})

@@ -73,8 +73,29 @@ def resumable_epoch(backup_dir: Path) -> int:
     return int(json.loads(metadata.read_text()).get("epoch", 0))
 
 
+class EpochCheckpoints(keras.callbacks.Callback):
+    """The whole model (weights and optimizer state) after each epoch, as `epoch-NNN.keras`."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.model.save(self.folder / f"epoch-{epoch + 1:03d}.keras")
+        except Exception as exc:  # a model Keras cannot serialize still trains; it just cannot be forked
+            print(f"epoch checkpoints off for this run: {type(exc).__name__}: {exc}")
+            self.on_epoch_end = lambda *args, **kwargs: None
+
+
+def epoch_checkpoint(folder: Path, epoch: int) -> Path:
+    return folder / f"epoch-{epoch:03d}.keras"
+
+
 def fit(model: keras.Model, config: RunConfig, task: "Task", data: Splits, backup_dir: Path,
-        callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2, replicas: int = 1) -> keras.callbacks.History:
+        callbacks: list[keras.callbacks.Callback] = (), verbose: int = 2, replicas: int = 1,
+        initial_epoch: int = 0, epochs_dir: Path | None = None) -> keras.callbacks.History:
     """Train on the training split, validate on the validation split; the test split stays unseen.
 
     `config.batch_size` is per replica; the global batch is batch_size x replicas."""
@@ -87,13 +108,15 @@ def fit(model: keras.Model, config: RunConfig, task: "Task", data: Splits, backu
     # Order matters: the backup is written before the tracking callback records the epoch,
     # so an epoch seen in MLflow can always be resumed from.
     all_callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), guard]
+    if epochs_dir is not None and config.epoch_checkpoints:
+        all_callbacks.append(EpochCheckpoints(epochs_dir))
     if config.patience:
         all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=task.monitor, mode=task.monitor_mode, patience=config.patience,
             restore_best_weights=True))
     all_callbacks.extend(callbacks)
     history = model.fit(train, validation_data=val, epochs=config.epochs, callbacks=all_callbacks,
-                        shuffle=False, verbose=verbose)  # the dataset shuffles itself
+                        shuffle=False, verbose=verbose, initial_epoch=initial_epoch)  # the dataset shuffles itself
     if guard.diverged:
         raise TrainingDiverged(guard.diverged)
     return history
