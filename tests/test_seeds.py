@@ -36,6 +36,16 @@ def test_seed_groups_and_their_comparison(home):
     same = run_cli("compare", group, again)
     assert "no real difference at 5 seeds each" in same.stdout, same.stdout
 
+    # compare.ipynb says the same of the two groups it is given
+    from workbench.home import NOTEBOOKS_DIR
+    from workbench.notebooks import execute
+
+    executed = home / "compare-groups.ipynb"
+    error = execute(NOTEBOOKS_DIR / "compare.ipynb", {"experiment": "workbench-images", "group_a": group,
+                                                       "group_b": crippled}, executed, echo=False)
+    assert error is None, error
+    assert "a real difference: B is lower" in executed.read_text()
+
 
 def test_bad_seed_counts_and_unknown_runs_are_clear_errors(home):
     for count in ("0", "-2"):

@@ -27,3 +27,26 @@ def test_the_demo_table_lists_each_model_against_its_baseline(home, tmp_path, ca
     task, dataset, model, accuracy, baseline, gain = lines[2].split()
     assert (task, dataset, model) == ("images", "digits", "mlp")
     assert float(gain) == pytest.approx(float(accuracy) - float(baseline), abs=2e-4)
+
+
+def test_a_pipeline_step_trains_a_seed_group(home, tmp_path):
+    from conftest import all_runs
+    from workbench.pipelines.runs import STEP_TAG
+
+    pipeline = write(tmp_path, """
+        name: seeded
+        steps:
+          group:
+            notebook: seeds.ipynb
+            parameters: {config: {task: images, dataset: digits, model: mlp, epochs: 1}, seeds: 3}
+    """)
+    result = workbench("pipeline", "run", str(pipeline))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [parent] = [r for r in all_runs(home) if r.data.tags.get("kind") == "seed_group"]
+    assert "test_accuracy_ci95_low" in parent.data.metrics
+    children = [r for r in all_runs(home) if r.data.tags.get("workbench.seed_group") == parent.info.run_id
+                and r.info.run_id != parent.info.run_id]
+    assert len(children) == 3
+    step = next(r for r in all_runs(home) if r.data.tags.get(STEP_TAG) == "group"
+                and r.data.tags.get("kind") == "pipeline-step")
+    assert parent.data.tags["mlflow.parentRunId"] == step.info.run_id  # the group nests under its step

@@ -240,3 +240,11 @@ def compare_groups(a: str, b: str, metric: str | None = None):
         raise ConfigError("metric", metric, "a metric every compared run logged: " + ", ".join(sorted(
             m for m in shared if not m.startswith("system/"))))
     return compare([r.data.metrics[metric] for r in runs["A"]], [r.data.metrics[metric] for r in runs["B"]], metric)
+
+
+def seed_groups(experiment: str | None = None) -> list[str]:
+    """The seed groups' parent run ids (from `workbench train --seeds N`), newest first."""
+    from workbench.tracking import queries
+
+    table = queries.search_runs(queries.experiments(experiment), "tags.kind = 'seed_group'", 1000)
+    return [] if table.empty else list(table.run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from workbench import tracking
+from workbench import handoff, tracking
 from workbench.config import RunConfig
 
 GROUP_TAG = "workbench.seed_group"  # on the parent (its own id) and on every child
@@ -17,9 +17,12 @@ def open_group(config: RunConfig, seeds: list[int]) -> str:
     """A RUNNING parent run holding the group's configuration (without its seed) and its seeds."""
     c = tracking.client()
     name = f"{config.model.rpartition(':')[2]}-{config.dataset.split('/')[-1]}-{len(seeds)}seeds"
-    run = c.create_run(tracking.experiment_id(config.experiment), run_name=name,
-                       tags={"kind": KIND, SEEDS_TAG: json.dumps(seeds), "task": config.task,
-                             "model": config.model, "dataset": config.dataset})
+    tags = {"kind": KIND, SEEDS_TAG: json.dumps(seeds), "task": config.task, "model": config.model,
+            "dataset": config.dataset}
+    if handoff.step_run_id():  # trained by a pipeline step: the group nests under it
+        tags["mlflow.parentRunId"] = handoff.step_run_id()
+    run = c.create_run(tracking.experiment_id(config.experiment, tracking.key_metrics(config)), run_name=name,
+                       tags=tags)
     parent = run.info.run_id
     c.set_tag(parent, GROUP_TAG, parent)
     for key, value in {**config.to_dict(), "seeds": len(seeds)}.items():
