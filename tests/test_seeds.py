@@ -27,14 +27,14 @@ def test_seed_groups_and_their_comparison(home):
     assert len(c.get_metric_history(group, "epoch_mean/val_accuracy")) == 1  # one epoch each
     assert "figures/seed_curves.png" in artifact_paths(home, group)
 
-    crippled = group_of(run_cli("train", *TINY, "--seeds", "5", "--learning-rate", "1e-6"))
+    crippled = group_of(run_cli("train", *TINY, "--seeds", "3", "--learning-rate", "1e-6"))
     verdict = run_cli("compare", group, crippled)
     assert verdict.returncode == 0, verdict.stderr
     assert "a real difference: B is lower" in verdict.stdout
 
-    again = group_of(run_cli("train", *TINY, "--seeds", "5"))  # the same configuration and seeds
+    again = group_of(run_cli("train", *TINY, "--seeds", "3"))  # the same configuration, the first 3 seeds
     same = run_cli("compare", group, again)
-    assert "no real difference at 5 seeds each" in same.stdout, same.stdout
+    assert "no real difference at 5 and 3 seeds" in same.stdout, same.stdout
 
     # compare.ipynb says the same of the two groups it is given
     from workbench.home import NOTEBOOKS_DIR
