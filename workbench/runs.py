@@ -101,8 +101,12 @@ def build(prepared: Prepared):
     return model
 
 
-def fit(prepared: Prepared, model, run, callbacks: list | None = None, verbose: int = 2) -> dict[str, list[float]]:
-    """Stage 3: train on the training split, watched on validation; returns the per-epoch history."""
+def fit(prepared: Prepared, model, run, callbacks: list | None = None, verbose: int = 2,
+        keep_epochs: bool = True) -> dict[str, list[float]]:
+    """Stage 3: train on the training split, watched on validation; returns the per-epoch history.
+
+    With `keep_epochs` (and the config's `epoch_checkpoints`) the model after each epoch is kept
+    for forks; tuning trials, many and judged on validation only, keep none."""
     from workbench.home import checkpoints, epoch_checkpoints
     from workbench.training import fit as fit_model
 
@@ -113,7 +117,7 @@ def fit(prepared: Prepared, model, run, callbacks: list | None = None, verbose: 
                               callbacks=[run.epoch_callback(), *task.epoch_callbacks(config, data, run),
                                          *(callbacks or [])], verbose=verbose,
                               initial_epoch=prepared.fork.epoch if prepared.fork else 0,
-                              epochs_dir=epoch_checkpoints(run.run_id) if chief else None)
+                              epochs_dir=epoch_checkpoints(run.run_id) if chief and keep_epochs else None)
     return run.metric_history([*keras_history.history, "epoch_seconds"]) or keras_history.history
 
 
@@ -221,7 +225,7 @@ def train(config: RunConfig | dict | str | None = None, *, run_id: str | None = 
     with tracking.tracked_run(config, run_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags,
                               stopped_early=stopped_early, enabled=placement.chief) as run:
         resumed_from = _start(run, prepared, model)
-        history = fit(prepared, model, run, callbacks, verbose)
+        history = fit(prepared, model, run, callbacks, verbose, keep_epochs=evaluate)
         tested = test(prepared, model, history, evaluate)
         log(run, tested)
     tables = tested.evaluation.tables if tested.evaluation else {}
