@@ -106,11 +106,18 @@ def compare_with_record(original: str, run_id: str, config: RunConfig, changed: 
 
 def link(original: str, run_id: str) -> None:
     """Tags in both directions: the re-run names its origin, the origin lists its re-runs."""
+    from workbench.tracking import run_tree
+
+    _append_to_list_tag(original, RERUNS_TAG, run_id)
+    run_tree.set_tags(run_id, {RERUN_OF_TAG: original})
+
+
+def _append_to_list_tag(run_id: str, tag: str, value: str) -> None:
+    """A comma-separated list tag (re-runs, forks of a run) with one more entry."""
     from workbench.tracking import queries, run_tree
 
-    reruns = [r for r in queries.get_run(original).data.tags.get(RERUNS_TAG, "").split(",") if r]
-    run_tree.set_tags(original, {RERUNS_TAG: ",".join([*reruns, run_id])})
-    run_tree.set_tags(run_id, {RERUN_OF_TAG: original})
+    entries = [r for r in queries.get_run(run_id).data.tags.get(tag, "").split(",") if r]
+    run_tree.set_tags(run_id, {tag: ",".join([*entries, value])})
 
 
 FORKS_TAG = "workbench.forks"
@@ -132,8 +139,5 @@ def fork_point(origin: str, config: RunConfig, epoch: int):
 
 
 def link_fork(origin: str, run_id: str) -> None:
-    from workbench.tracking import queries, run_tree
-
-    forks = [r for r in queries.get_run(origin).data.tags.get(FORKS_TAG, "").split(",") if r]
-    run_tree.set_tags(origin, {FORKS_TAG: ",".join([*forks, run_id])})
-
+    """The origin lists its forks (the fork's own tags name the origin and epoch)."""
+    _append_to_list_tag(origin, FORKS_TAG, run_id)
