@@ -126,6 +126,7 @@ def test(prepared: Prepared, model, history: dict[str, list[float]], evaluate: b
     over the test split, beside the classical baseline."""
     from workbench.data.batches import predict
     from workbench.figures import training_curves
+    from workbench.models.served import ServedModel
 
     config, task, data = prepared.config, prepared.task, prepared.data
     metrics = _generalization_gap(history)
@@ -141,7 +142,9 @@ def test(prepared: Prepared, model, history: dict[str, list[float]], evaluate: b
     metrics.update(task.baseline(data, config))
     figures.update(evaluation.figures)
     exported, example = task.exported_model(model, data)
-    return Tested(metrics, figures, evaluation, exported, example, predict(exported, example))
+    served = isinstance(exported, ServedModel)  # decodes in Python: raw input in, text out
+    output = exported.predict(example) if served else predict(exported, example)
+    return Tested(metrics, figures, evaluation, exported, example, output)
 
 
 def log(run, tested: Tested) -> None:

@@ -202,6 +202,12 @@ class RunLogger:
     def log_model(self, model, input_example, example_output) -> None:
         from mlflow.models import Model, infer_signature
 
+        from workbench.models.served import ServedModel
+
+        if isinstance(model, ServedModel):
+            from workbench.tracking.served import log_served
+
+            return log_served(model, input_example, example_output, _requirements(model.network))
         signature = infer_signature(input_example, example_output)
         # MLflow reloads the model to check the example serves; its predict prints progress bars.
         with contextlib.redirect_stdout(io.StringIO()):
