@@ -257,9 +257,19 @@ def _announce(settings: ServerSettings, new_password: str | None) -> None:
             print(f"  generated admin password (shown once): {new_password}")
     print(f"this home ({home()}) now logs to it; other machines: export MLFLOW_TRACKING_URI={settings.url}"
           + (" MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=..." if settings.auth else ""))
-    print(f"  training runs of an experiment: {settings.url}/#/experiments/ID/runs?workflowType=machine_learning "
-          "(`workbench ui` prints each experiment's link)")
+    _print_views(settings.url)
     print("stop with Ctrl-C; `workbench server --forget` goes back to the embedded store", flush=True)
+
+
+def _print_views(url: str) -> None:
+    """Each experiment's training-runs link on the server (this home now logs to it)."""
+    from workbench.tracking import links
+
+    try:
+        links.print_training_views(url)
+    except Exception as exc:  # the links are a convenience: the server is up regardless
+        print(f"  training runs of an experiment: {url}/#/experiments/ID/runs?{links.RUNS_VIEW} "
+              f"(could not list the experiments: {type(exc).__name__})")
 
 
 def stop_group(process: subprocess.Popen) -> None:

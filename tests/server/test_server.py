@@ -103,7 +103,8 @@ def in_home(code: str) -> subprocess.CompletedProcess:
 def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgres_server, start_server, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    server = start_server(postgres_server("tracking_pair"))
+    backend = postgres_server("tracking_pair")
+    server = start_server(backend)
     record = json.loads((home / "server.json").read_text())
     assert record["url"] == server.url and record["auth"] is False
 
@@ -145,10 +146,18 @@ def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgr
 
     # The UI of this home is the server's own.
     ui = run_cli("ui", "--port", str(_free_port()), timeout=120)
-    assert ui.returncode == 0 and server.url in ui.stdout
+    link = f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert ui.returncode == 0 and f"workbench-images: training runs  {server.url}{link}" in ui.stdout
 
     server.stop()
     assert server.leftovers() == []
+    # Started again over the same database, the server itself prints each experiment's link.
+    again = start_server(backend)
+    deadline = time.monotonic() + 60
+    while "training runs" not in again.log.read_text():
+        assert time.monotonic() < deadline, again.log.read_text()
+        time.sleep(0.5)
+    assert f"workbench-images: training runs  {again.url}{link}" in again.log.read_text()
 
 
 @pytest.mark.slow

@@ -55,36 +55,23 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from workbench import tracking
+    from workbench.tracking import links
 
     require_loopback(args.host, args.allow_remote, "ui")
     uri = tracking.tracking_uri()
     if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
         print(f"this home logs to the tracking server {uri}: open its UI there", flush=True)
-        print_training_views(uri)
+        links.print_training_views(uri)
         return 0
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
     base = f"http://[{host}]:{args.port}" if ":" in host else f"http://{host}:{args.port}"
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", args.host, "--port", str(args.port)]
     print(f"MLflow UI on {base} over {uri}", flush=True)
-    first = print_training_views(base)
+    first = links.print_training_views(base)
     if args.open:
         open_when_ready(base, first or base)
     os.execv(sys.executable, command)
-
-
-def print_training_views(base: str) -> str | None:
-    """Each experiment's training-runs table, its test metric, baseline and best validation score
-    as columns. Returns the first link."""
-    from workbench.tracking import links
-
-    views = links.training_views(base)
-    if not views:
-        print("no runs yet: `workbench train` makes one", flush=True)
-    for experiment, runs_table in views:
-        print(f"  {experiment}: training runs  {runs_table}")
-    sys.stdout.flush()
-    return views[0][1] if views else None
 
 
 def open_when_ready(base: str, url: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 UI_URL_ENV = "WORKBENCH_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `workbench ui` serves the MLflow UI
@@ -47,3 +48,15 @@ def training_views(base: str | None = None) -> list[tuple[str, str]]:
     c = tracking.client()
     return [(e.name, experiment_url(e.experiment_id, base, with_view=VIEW_TAG in e.tags))
             for e in c.search_experiments() if c.search_runs([e.experiment_id], max_results=1)]
+
+
+def print_training_views(base: str) -> str | None:
+    """Print each experiment's training-runs link (its test metric, baseline and best validation
+    score as columns). Returns the first link."""
+    views = training_views(base)
+    if not views:
+        print("no runs yet: `workbench train` makes one; each experiment's link is printed here then", flush=True)
+    for experiment, runs_table in views:
+        print(f"  {experiment}: training runs  {runs_table}")
+    sys.stdout.flush()
+    return views[0][1] if views else None
