@@ -33,3 +33,17 @@ def test_deterministic_runs_and_single_runs_are_said_plainly():
     assert compare([0.9, 0.9], [0.8, 0.8], "m").significant
     single = compare([0.9], [0.8], "m")
     assert math.isnan(single.p_value) and "cannot tell" in single.verdict() and "--seeds" in single.verdict()
+
+
+def test_improves_needs_significance_when_either_side_has_seeds():
+    from workbench.statistics import improves
+
+    assert improves([], [0.5])[0]
+    assert improves([0.80], [0.81])[0] and not improves([0.81], [0.80])[0]
+    assert not improves([0.80, 0.82, 0.81], [0.81, 0.83, 0.80])[0]   # within the spread
+    assert improves([0.80, 0.81, 0.79], [0.90, 0.91, 0.89])[0]
+    assert not improves([0.90, 0.91, 0.89], [0.80, 0.81, 0.79])[0]  # significant, but worse
+    assert improves([2.0, 2.1, 1.9], [1.0, 1.1, 0.9], higher_is_better=False)[0]
+    assert improves([0.80], [0.90, 0.91, 0.89])[0]                    # one-sample test against one score
+    better, why = improves([0.85], [0.84, 0.87, 0.86])
+    assert not better and "not a significant improvement" in why

@@ -49,22 +49,32 @@ def seed_list(first: int, seeds: Any) -> list[int]:
 
 
 def train_seeds(config: RunConfig | dict | str | None = None, seeds: int = 5, *, in_process: bool = True,
-                cell_timeout: int = 3600, verbose: int = 0, **overrides: Any) -> GroupResult:
+                cell_timeout: int = 3600, verbose: int = 0, data=None, parent_run_id: str | None = None,
+                run_name: str | None = None, tags: dict[str, str] | None = None, evaluate: bool = True,
+                callbacks: list | None = None, stopped_early: tuple[type[BaseException], ...] = (),
+                **overrides: Any) -> GroupResult:
     """Train `config` once per seed (in this process, or each through notebooks/train.ipynb) as
     children of one parent run, then write the group's statistics on the parent.
 
+    In process, `data`, `evaluate`, `callbacks` and `stopped_early` go to every seed's
+    `workbench.train` (a tuning trial passes its data, evaluate=False and its pruner); the group
+    nests under `parent_run_id` and carries `tags` and `run_name` when given.
+
     Bad input raises before any run exists. A seed whose run fails is reported, the others go
-    on; the parent then ends FAILED naming it. Interrupted, the parent ends KILLED."""
+    on; the parent then ends FAILED naming it. Interrupted, the parent ends KILLED; stopped early
+    (a pruned trial), it ends FINISHED with a `stopped` tag."""
     from workbench import tracking
     from workbench.tracking import groups
 
     config = make_config(config, **overrides)
     result = GroupResult("", config, seed_list(config.seed, seeds))
-    result.parent_run_id = parent = groups.open_group(config, result.seeds)
+    result.parent_run_id = parent = groups.open_group(config, result.seeds, parent_run_id, run_name, tags)
+    options = dict(data=data, evaluate=evaluate, callbacks=callbacks, stopped_early=stopped_early)
     try:
         for seed in result.seeds:
             print(f"seed {seed} ({result.seeds.index(seed) + 1} of {len(result.seeds)})", flush=True)
-            run_id, error = _train_one(config.replace(seed=seed), parent, in_process, cell_timeout, verbose)
+            run_id, error = _train_one(config.replace(seed=seed), parent, in_process, cell_timeout, verbose,
+                                       tags, options)
             if run_id:
                 result.run_ids.append(run_id)
             if error:
@@ -72,6 +82,10 @@ def train_seeds(config: RunConfig | dict | str | None = None, seeds: int = 5, *,
         result.summaries = summarize_group(parent, config)
     except KeyboardInterrupt:
         tracking.end_run(parent, "interrupted by the user", status="KILLED")
+        raise
+    except stopped_early as exc:
+        tracking.client().set_tag(parent, "stopped", type(exc).__name__)
+        tracking.end_run(parent)
         raise
     except BaseException as exc:
         tracking.end_run(parent, f"{type(exc).__name__}: {exc}")
@@ -83,17 +97,18 @@ def train_seeds(config: RunConfig | dict | str | None = None, seeds: int = 5, *,
     return result
 
 
-def _train_one(config: RunConfig, parent: str, in_process: bool, cell_timeout: int, verbose: int):
+def _train_one(config: RunConfig, parent: str, in_process: bool, cell_timeout: int, verbose: int,
+               tags: dict[str, str] | None, options: dict):
     """(run id, error or None) of one seed's run, a child of `parent`."""
     from workbench.tracking import groups
 
-    if in_process:
+    if in_process or options["data"] is not None:
         from workbench.runs import train
 
         try:
-            return train(config, parent_run_id=parent, tags=groups.child_tags(parent), verbose=verbose,
-                         run_name=f"seed-{config.seed}").run_id, None
-        except BadInput:
+            return train(config, parent_run_id=parent, tags={**(tags or {}), **groups.child_tags(parent)},
+                         verbose=verbose, run_name=f"seed-{config.seed}", **options).run_id, None
+        except (BadInput, *options["stopped_early"]):
             raise
         except Exception as exc:  # one seed failing must not lose the others
             return None, f"{type(exc).__name__}: {exc}"

@@ -93,3 +93,30 @@ def compare(a_values, b_values, metric: str) -> Difference:
     half = float(stats.t.ppf((1 + CONFIDENCE) / 2, dof)) * math.sqrt(va + vb)
     p = float(stats.ttest_ind(b, a, equal_var=False).pvalue)
     return Difference(metric, sa, sb, difference, difference - half, difference + half, p)
+
+
+def improves(current, new, higher_is_better: bool = True) -> tuple[bool, str]:
+    """Does `new` (scores over seeds) beat `current`? With two or more scores on a side, only a
+    significant difference counts (Welch's test; a one-sample t-test against a single score).
+    Returns (better, why in plain words)."""
+    from scipy import stats
+
+    current, new = [float(v) for v in current], [float(v) for v in new]
+    if not current:
+        return True, "no champion yet"
+    sign = 1.0 if higher_is_better else -1.0
+    gain = sign * (float(np.mean(new)) - float(np.mean(current)))
+    if len(current) == 1 and len(new) == 1:
+        return gain > 0, f"one run each: {new[0]:.4f} against {current[0]:.4f}"
+    if len(current) > 1 and len(new) > 1:
+        difference = compare(current, new, "score")
+        p, words = difference.p_value, difference.verdict()
+    else:
+        many, single = (new, current[0]) if len(new) > 1 else (current, new[0])
+        if np.std(many) == 0:
+            p = 1.0 if float(np.mean(many)) == single else 0.0
+        else:
+            p = float(stats.ttest_1samp(many, single).pvalue)
+        words = f"mean {np.mean(new):.4f} against {np.mean(current):.4f}, one-sample t-test p = {p:.2g}"
+    better = gain > 0 and p < SIGNIFICANCE
+    return better, ("a significant improvement: " if better else "not a significant improvement: ") + words

@@ -1,5 +1,6 @@
 """Tuning: real Optuna studies on digits, pruning, parallel workers, PostgreSQL, dead workers, MLflow tree."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import ROOT, client, run_cli
+from conftest import ROOT, all_runs, client, run_cli
 from workbench.tasks.configure import make_config
 from workbench.tuning import tune
 
@@ -193,3 +194,33 @@ def test_dashboard_serves_the_study_storage_on_loopback(home):
         process.terminate()
         process.wait(timeout=30)
     assert run_cli("dashboard", "--host", "0.0.0.0").returncode == 2
+
+
+def test_trials_over_seeds_score_the_group_mean_and_register_moves_only_on_significance(home):
+    quick = {**QUICK, "epochs": 2}
+    first = tune(**quick, trials=2, seeds=2, study="seeded", pruner="none", register="seeded-mlp", progress=False)
+    study = load("seeded")
+    c = client(home)
+    for trial in finished(study):
+        group = c.get_run(trial.user_attrs["mlflow_run_id"])
+        assert group.data.tags["kind"] == "seed_group" and group.data.tags["optuna.trial"] == str(trial.number)
+        seeds = children(home, group.info.run_id)
+        assert len(seeds) == 2 and all(not s.data.tags.get("mlflow.note.content") for s in seeds)
+        values = [s.data.metrics["best_val_accuracy"] for s in seeds]
+        assert trial.value == pytest.approx(sum(values) / 2)
+        assert all("test_accuracy" not in s.data.metrics for s in seeds)  # trials never see the test split
+    assert first.registration.champion and len(first.registration.scores) == 2
+    # The same best configuration retrained over the same seeds is no significant improvement.
+    second = tune(**quick, trials=2, seeds=2, study="seeded", pruner="none", register="seeded-mlp", progress=False)
+    assert not second.registration.champion, second.registration.why
+    assert "not a significant improvement" in second.registration.why
+    champion = c.get_model_version_by_alias("seeded-mlp", "champion")
+    assert champion.version == first.registration.version
+    assert len(json.loads(champion.tags["test_scores"])) == 2
+
+
+def test_seeds_zero_is_refused_before_a_study_exists(home):
+    result = run_cli("tune", "--dataset", "digits", "--model", "mlp", "--trials", "1", "--seeds", "0",
+                     "--in-process")
+    assert result.returncode == 2 and "seeds" in result.stderr
+    assert all_runs(home) == []

@@ -28,7 +28,10 @@ def add_commands(subparsers) -> None:
     tune.add_argument("--search-space", metavar="YAML", help="override the task's search space")
     tune.add_argument("--register", metavar="NAME",
                       help="retrain the best config on train+validation, test it, register it as NAME "
-                           "(alias 'champion' moves only when the test score improves)")
+                           "(alias 'champion' moves only when the test score improves; significantly, with --seeds)")
+    tune.add_argument("--seeds", type=int, default=1, metavar="N",
+                      help="train every trial (and the --register retrain) over N seeds; a trial scores the "
+                           "mean of its seed group (default 1)")
     tune.add_argument("--in-process", action="store_true", help="run here, without the notebook")
     tune.add_argument("--cell-timeout", type=int, default=24 * 3600, metavar="SECONDS")
     tune.set_defaults(handler=cmd_tune)
@@ -40,14 +43,15 @@ def add_commands(subparsers) -> None:
     dashboard.set_defaults(handler=cmd_dashboard)
 
 
-TUNING_ARGUMENTS = ("trials", "timeout", "study", "storage", "workers", "sampler", "pruner", "search_space", "register")
+TUNING_ARGUMENTS = ("trials", "timeout", "study", "storage", "workers", "sampler", "pruner", "search_space", "register",
+                    "seeds")
 
 
 def tuning_arguments(args: argparse.Namespace) -> dict:
     """`workbench tune` flags as keyword arguments of workbench.tuning.tune."""
     return {**config_values(args), "trials": args.trials, "timeout": args.timeout, "study": args.study, "storage": args.storage,
             "workers": args.workers, "sampler": args.sampler, "pruner": args.pruner,
-            "search_space": args.search_space, "register": args.register}
+            "search_space": args.search_space, "register": args.register, "seeds": args.seeds}
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -66,8 +70,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"  MLflow parent run {result.parent_run_id}; open it with `workbench ui`")
     if result.registration:
         r = result.registration
-        print(f"  registered {r.name} version {r.version}: test accuracy {r.test_accuracy:.4f}; "
-              + ("now the champion" if r.champion else f"champion stays version {r.previous_champion}"))
+        print(f"  registered {r.name} version {r.version}: {r.metric} {r.score:.4f} over {len(r.scores)} seed(s); "
+              + ("now the champion" if r.champion else f"champion stays version {r.previous_champion}")
+              + f" ({r.why})")
     return 0
 
 

@@ -13,14 +13,17 @@ SEEDS_TAG = "workbench.seeds"
 KIND = "seed_group"
 
 
-def open_group(config: RunConfig, seeds: list[int]) -> str:
-    """A RUNNING parent run holding the group's configuration (without its seed) and its seeds."""
+def open_group(config: RunConfig, seeds: list[int], parent_run_id: str | None = None, run_name: str | None = None,
+               tags: dict[str, str] | None = None) -> str:
+    """A RUNNING parent run holding the group's configuration (without its seed) and its seeds; under
+    `parent_run_id` (a study, a pipeline step) when given."""
     c = tracking.client()
-    name = f"{config.model.rpartition(':')[2]}-{config.dataset.split('/')[-1]}-{len(seeds)}seeds"
-    tags = {"kind": KIND, SEEDS_TAG: json.dumps(seeds), "task": config.task, "model": config.model,
+    name = run_name or f"{config.model.rpartition(':')[2]}-{config.dataset.split('/')[-1]}-{len(seeds)}seeds"
+    tags = {**(tags or {}), "kind": KIND, SEEDS_TAG: json.dumps(seeds), "task": config.task, "model": config.model,
             "dataset": config.dataset}
-    if handoff.step_run_id():  # trained by a pipeline step: the group nests under it
-        tags["mlflow.parentRunId"] = handoff.step_run_id()
+    parent_run_id = parent_run_id or handoff.step_run_id()  # trained by a pipeline step: the group nests under it
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
     run = c.create_run(tracking.experiment_id(config.experiment, tracking.key_metrics(config)), run_name=name,
                        tags=tags)
     parent = run.info.run_id

@@ -69,11 +69,12 @@ def make_pruner(name: str, epochs: int):
 def tune(task: str = "images", trials: int = 20, *, study: str | None = None, storage: str | None = None,
          workers: int = 1, sampler: str = "tpe", pruner: str = "hyperband", timeout: float | None = None,
          search_space: str | dict | None = None, register: str | None = None, progress: bool = True,
-         **config_values: Any) -> TuningResult:
+         seeds: int = 1, **config_values: Any) -> TuningResult:
     """Run (or continue) a study until it holds `trials` finished trials; see module docs."""
     import optuna
 
     from workbench.distribute import gpu_slots, visible_gpu_ids
+    from workbench.seeds import seed_list
     from workbench.tasks import get_task
     from workbench.tuning import mlflow_bridge
     from workbench.tuning.space import load_space
@@ -84,6 +85,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     for name, value, allowed in (("trials", trials, "an integer >= 1"), ("workers", workers, "an integer >= 1")):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(name, value, allowed)
+    seed_list(base.seed, seeds)  # a bad count is an error before the study exists
     if sampler not in SAMPLERS:
         raise ConfigError("sampler", sampler, ", ".join(SAMPLERS))
     if pruner not in PRUNERS:
@@ -100,10 +102,11 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
         sampler=make_sampler(sampler, base.seed), pruner=make_pruner(pruner, task_spec.max_epochs(base)))
     parent = mlflow_bridge.open_parent(study_name, redacted(storage), base.experiment, {
         "study": study_name, "storage_kind": storage_kind(storage), "sampler": sampler, "pruner": pruner,
-        "trials": trials, "workers": workers, "objective": f"best {task_spec.monitor}",
+        "trials": trials, "workers": workers, "seeds": seeds,
+        "objective": f"best {task_spec.monitor}" + (f", mean of {seeds} seeds" if seeds > 1 else ""),
         **{f"base.{k}": v for k, v in base.to_dict().items() if k not in space}})
     the_study.set_user_attr(SETTINGS_ATTR, {
-        "base": base.to_dict(), "space": space, "trials": trials, "parent_run_id": parent,
+        "base": base.to_dict(), "space": space, "trials": trials, "seeds": seeds, "parent_run_id": parent,
         "sampler": sampler, "pruner": pruner,
         "deadline": time.time() + timeout if timeout else None})
     retried = sweep_dead_trials(the_study)
@@ -140,7 +143,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
         from workbench.tuning.champion import retrain_and_register
 
         registration = retrain_and_register(base.replace(**best.params), task_spec.load_data(base), register,
-                                            parent)
+                                            parent, seeds)
     return TuningResult(study_name, parent, best.params if best else {}, best.value if best else None,
                         counts(the_study), figures, registration)
 

@@ -17,8 +17,12 @@ class PruningCallback(keras.callbacks.Callback):
         super().__init__()
         self.trial = trial
         self.monitor = monitor
+        self.reported: set[int] = set()  # a trial trained over seeds reports its first seed's curve
 
     def on_epoch_end(self, epoch, logs=None):
+        if epoch in self.reported:
+            return
+        self.reported.add(epoch)
         logs = logs or {}
         if self.monitor not in logs:
             raise MissingMetricError(f"pruning monitors '{self.monitor}' but the epoch logs only have "

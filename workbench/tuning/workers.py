@@ -56,17 +56,35 @@ def objective_for(study: optuna.Study, settings: dict, data, stop: dict):
         config = base.replace(**suggest(trial, settings["space"]))
         tags = {"optuna.study": study.study_name, "optuna.trial": str(trial.number)}
         pruning = PruningCallback(trial, monitor)
+        run = dict(data=data, parent_run_id=settings["parent_run_id"], run_name=f"trial-{trial.number}", tags=tags,
+                   evaluate=False, callbacks=[pruning], stopped_early=(optuna.TrialPruned,))
+        seeds = settings.get("seeds", 1)
         try:
-            result = train(config, data=data, parent_run_id=settings["parent_run_id"],
-                           run_name=f"trial-{trial.number}", tags=tags, evaluate=False, verbose=0,
-                           callbacks=[pruning], stopped_early=(optuna.TrialPruned,))
+            if seeds == 1:
+                result = train(config, verbose=0, **run)
+                trial.set_user_attr("mlflow_run_id", result.run_id)
+                return result.metrics[f"best_{monitor}"]
+            return _seed_group_value(trial, config, seeds, monitor, run)
         except optuna.TrialPruned:
             _tag_latest_child(tracking, settings["parent_run_id"], trial.number, "pruned", "true")
             raise
-        trial.set_user_attr("mlflow_run_id", result.run_id)
-        return result.metrics[f"best_{monitor}"]
 
     return objective
+
+
+def _seed_group_value(trial: optuna.Trial, config, seeds: int, monitor: str, run: dict) -> float:
+    """The trial as a seed group: its value is the mean best validation score over the seeds. Only
+    the first seed reports to the pruner (Optuna keeps one value per step); a pruned seed prunes
+    the trial."""
+    from workbench.seeds import train_seeds
+
+    group = train_seeds(config, seeds, **run)
+    trial.set_user_attr("mlflow_run_id", group.parent_run_id)
+    if group.failed:
+        raise RuntimeError(f"seeds failed: {group.failed}")
+    summary = group.summaries[f"best_{monitor}"]
+    trial.set_user_attr("seed_std", summary.std)
+    return summary.mean
 
 
 def _tag_latest_child(tracking, parent_run_id: str, number: int, key: str, value: str) -> None:
