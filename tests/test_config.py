@@ -35,6 +35,10 @@ def test_cli_strings_are_coerced():
     ({"loss": "hinge"}, "loss", "sparse_categorical_crossentropy"),
     ({"dataset": "digits", "loss": "binary_crossentropy"}, "loss", "only for 2-class datasets"),
     ({"epoch": 3}, "epoch", "a RunConfig field"),
+    ({"learning_rate": "inf"}, "learning_rate", "a finite number"),
+    ({"dropout": float("nan")}, "dropout", "a finite number"),
+    ({"seed": 2**40}, "seed", "0..4294967295"),
+    ({"experiment": "x" * 600}, "experiment", "at most 250 characters"),
 ])
 def test_bad_values_name_field_value_and_what_is_allowed(values, field, allowed):
     with pytest.raises(ConfigError) as error:
@@ -51,6 +55,8 @@ def test_bad_values_name_field_value_and_what_is_allowed(values, field, allowed)
     (["--epochs", "-3"], "epochs"),
     (["--batch-size", "big"], "batch_size"),
     (["--dataset", "digits", "--loss", "binary_crossentropy"], "loss"),
+    (["--learning-rate", "inf"], "learning_rate"),
+    (["--seed", "1099511627776"], "seed"),
 ])
 def test_cli_rejects_bad_config_before_any_run(home, flags, field):
     result = run_cli("train", *flags)

@@ -10,6 +10,7 @@ checked by the same code and every error names the field, the value and what is 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+MAX_SEED = 2**32 - 1       # what numpy and TensorFlow seeds take
+MAX_NAME_LENGTH = 250      # MLflow's experiment-name column is 256 characters on SQL stores
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber")
 
 
@@ -121,10 +124,12 @@ class RunConfig:
         _require(self.l1 >= 0, "l1", self.l1, "a number >= 0")
         _require(self.l2 >= 0, "l2", self.l2, "a number >= 0")
         _require(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = off)")
-        _require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer in 0..{MAX_SEED} (2**32 - 1)")
         _require(0 < self.validation_split < 1, "validation_split", self.validation_split, "a number in (0, 1)")
         _require(self.strategy in STRATEGIES, "strategy", self.strategy, ", ".join(STRATEGIES))
         _require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
+        _require(len(self.experiment) <= MAX_NAME_LENGTH and self.experiment.isprintable(), "experiment",
+                 self.experiment, f"a printable name of at most {MAX_NAME_LENGTH} characters")
         _require(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution, "an integer >= 1")
 
 @dataclass(frozen=True)
@@ -204,12 +209,17 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
                 return int(number)
         raise ConfigError(name, value, "an integer")
     if kind is float:
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 pass
-        raise ConfigError(name, value, "a number")
+        if number is None:
+            raise ConfigError(name, value, "a number")
+        if not math.isfinite(number):  # inf would train into divergence, nan compares false everywhere
+            raise ConfigError(name, value, "a finite number")
+        return number
     raise TypeError(f"unsupported field type {kind!r} for {name}")

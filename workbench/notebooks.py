@@ -33,6 +33,25 @@ KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 REPLY_POLL_SECONDS = 1.0
 
 
+class CellError(str):
+    """A failed cell's message, with its exception's class name and text: a kernel that failed on
+    bad input (a BadInput subclass) before creating its run is bad input to the caller too."""
+
+    def __new__(cls, message: str, ename: str = "", evalue: str = ""):
+        error = super().__new__(cls, message)
+        error.ename, error.evalue = ename, evalue
+        return error
+
+    @property
+    def bad_input(self) -> bool:
+        from workbench.errors import BadInput
+
+        def names(kind):
+            return {kind.__name__}.union(*(names(sub) for sub in kind.__subclasses__()))
+
+        return self.ename in names(BadInput)
+
+
 @dataclass
 class NotebookRun:
     run_id: str
@@ -93,7 +112,7 @@ def execute(notebook: str | Path, parameters: dict, output: Path, cell_timeout: 
                 stdout_file=sys.stdout if echo else None, stderr_file=sys.stderr if echo else None,
             )
     except PapermillExecutionError as exc:
-        return f"notebook cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"
+        return CellError(f"notebook cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}", exc.ename, exc.evalue)
     except Exception as exc:  # kernel death, timeout, missing kernel
         return f"notebook execution failed: {type(exc).__name__}: {exc}"
     return None
@@ -199,15 +218,23 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
             loading.join()
             from workbench import tracking
 
-            # A kernel that failed before it created its run still leaves a FAILED run behind,
-            # holding the notebook that shows the error.
-            run_id = run_id or (id_file.read_text() if id_file.exists() else tracking.create_run(config))
-            executed = pending.replace(pending.with_name(f"train-{run_id}.ipynb")) if pending.exists() else pending
-            html = attach(run_id, executed)
-            if error:
-                tracking.end_run(run_id, error, status="KILLED" if error.startswith("interrupted") else "FAILED")
-            elif tracking.run_status(run_id) == "RUNNING":  # the kernel always ends it; be safe
-                tracking.end_run(run_id)
+            run_id = run_id or (id_file.read_text() if id_file.exists() else None)
+            if run_id is None and isinstance(error, CellError) and error.bad_input:
+                pass  # bad input found before the run existed: no run, the caller's exit code 2
+            else:
+                # A kernel that failed otherwise before it created its run still leaves a FAILED run
+                # behind, holding the notebook that shows the error.
+                run_id = run_id or tracking.create_run(config)
+                executed = pending.replace(pending.with_name(f"train-{run_id}.ipynb")) if pending.exists() else pending
+                html = attach(run_id, executed)
+                if error:
+                    tracking.end_run(run_id, error, status="KILLED" if error.startswith("interrupted") else "FAILED")
+                elif tracking.run_status(run_id) == "RUNNING":  # the kernel always ends it; be safe
+                    tracking.end_run(run_id)
+    if run_id is None:
+        from workbench.errors import BadInput
+
+        raise BadInput(f"{error.evalue} (the executed notebook: {pending})")
     return NotebookRun(run_id, executed, html, error)
 
 

@@ -19,3 +19,14 @@ def test_weekday_numbers_follow_cron_where_sunday_is_0():
         fires.append(previous.weekday())
         previous += timedelta(seconds=1)
     assert sorted(set(fires)) == [0, 1, 2, 3, 4]
+
+
+def test_a_cron_line_that_never_fires_is_refused():
+    import pytest
+
+    from workbench.pipelines.cron import check_cron
+
+    check_cron("0 0 29 2 *", ValueError)  # leap years only: it does fire
+    for never in ("0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"):
+        with pytest.raises(ValueError, match="never fires"):
+            check_cron(never, ValueError)

@@ -148,3 +148,12 @@ def test_every_text_model_learns_from_raw_strings(model_name, imdb_folder, tmp_p
     assert probabilities.shape == (len(data.x_test), 2)
     if model_name in ("bow", "cnn1d", "transformer"):  # recurrent nets need more than a few short epochs
         assert (probabilities.argmax(axis=1) == data.y_test).mean() >= 0.9
+
+
+def test_a_csv_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    from workbench.errors import DataError
+
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,label\ncaf\u00e9 au lait,food\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.csv is not UTF-8 text: byte 14 .*save it as UTF-8"):
+        get_task("text").load_data(make_config(task="text", dataset=f"csv:{path}", model="bow"))

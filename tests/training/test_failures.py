@@ -9,19 +9,35 @@ from conftest import all_runs, artifact_paths, client, run_cli
 pytestmark = pytest.mark.slow
 
 
-def test_failing_notebook_cell_fails_the_run_and_attaches_the_notebook(home, image_folder):
+def test_bad_dataset_on_the_notebook_path_exits_2_without_a_run(home, image_folder):
     (image_folder / "dark" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     result = run_cli("train", "--dataset", f"folder:{image_folder}", "--epochs", "1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "broken.png" in result.stderr and "the executed notebook" in result.stderr
+    assert "Traceback" not in result.stderr.split("workbench train:")[-1]
+    assert all_runs(home) == []
+
+
+def test_a_cell_failing_after_the_run_exists_fails_it_and_attaches_the_notebook(home):
+    result = run_cli("train", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--optimizer", "sgd",
+                     "--learning-rate", "1e12")
     assert result.returncode == 1
     (run,) = all_runs(home)
     assert run.info.status == "FAILED"
-    assert "broken.png" in run.data.tags["error"]
+    assert "training diverged" in run.data.tags["error"]
     run_id = run.info.run_id
     assert {f"notebook/train-{run_id}.ipynb", f"notebook/train-{run_id}.html"} <= artifact_paths(home, run_id)
     local = client(home).download_artifacts(run_id, f"notebook/train-{run_id}.ipynb", str(home / "dl"))
     errors = [o for c in json.loads(open(local).read())["cells"] for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
-    assert errors and errors[0]["ename"] == "DataError"
+    assert errors and errors[0]["ename"] == "TrainingDiverged"
+
+
+def test_validation_split_leaving_too_few_examples_exits_2_without_a_run(home):
+    result = run_cli("train", "--in-process", "--dataset", "digits", "--model", "mlp", "--validation-split", "0.999")
+    assert result.returncode == 2
+    assert "invalid value for 'validation_split'" in result.stderr and "Traceback" not in result.stderr
+    assert all_runs(home) == []
 
 
 @pytest.mark.parametrize("prepare, message", [

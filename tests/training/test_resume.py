@@ -58,6 +58,11 @@ def test_killed_run_resumes_at_the_next_epoch(home):
     assert run.data.tags["resumed_from_epoch"] == str(logged_before_kill)
     assert "test_accuracy" in run.data.metrics
 
+    # Finished now: resuming it again would train into the same run a second time.
+    again = run_cli("train", "--in-process", "--resume", run_id)
+    assert again.returncode == 2 and f"workbench rerun {run_id}" in again.stderr
+    assert len(all_runs(home)) == 1 and len(client(home).get_metric_history(run_id, "val_loss")) == 3
+
 
 def test_resume_of_an_unknown_run_is_a_clear_error(home):
     result = run_cli("train", "--in-process", "--resume", "0123456789abcdef")

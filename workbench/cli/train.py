@@ -63,7 +63,12 @@ def run_seeds(config: RunConfig, args: argparse.Namespace) -> int:
 def config_of_run(run_id: str, args: argparse.Namespace) -> RunConfig:
     from workbench.tracking import queries
 
+    from workbench import tracking
+
     params = queries.existing_run_params(run_id, "resume")
+    if tracking.run_status(run_id) == "FINISHED":  # resuming would train it again into the same run
+        raise ConfigError("resume", run_id, "a run that was stopped (KILLED or FAILED); this one FINISHED: "
+                          f"`workbench rerun {run_id}` trains it again as a new run")
     given = {k: v for k, v in vars(args).items() if k in params and v is not None and str(v) != params[k]}
     if given:
         raise ConfigError("resume", run_id, "no other config flags: the config is the run's own "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workbench.errors import DataError  # noqa: F401  (raised by every loader)
+from workbench.errors import ConfigError, DataError  # noqa: F401  (DataError: raised by every loader)
 
 
 @dataclass
@@ -35,12 +35,17 @@ class Splits:
         return {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)}
 
 
-def split_holdout(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+def split_holdout(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, field: str = "validation_split"):
     """Split off `fraction` of the examples, stratified by label when every class can afford it."""
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y) if y.ndim == 1 and np.issubdtype(y.dtype, np.integer) else None
     n_holdout = int(round(len(y) * fraction))
+    classes = int(np.count_nonzero(counts)) if counts is not None else 1
+    if n_holdout < 1 or len(y) - n_holdout < classes:
+        raise ConfigError(field, fraction,
+                          f"a fraction that leaves at least one example on each side and {classes} (one per "
+                          f"class) for training, of {len(y)} examples")
     stratify = None
     if counts is not None and counts[counts > 0].min() >= 2 and n_holdout >= np.count_nonzero(counts):
         stratify = y

@@ -9,6 +9,7 @@ counted and named in the source's notes.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -148,14 +149,21 @@ def load_text_csv(path: str, text_column: str = "text", label_column: str = "lab
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataError(f"csv dataset: {file} is not a file")
-    with file.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        for wanted, option in ((text_column, "text_column"), (label_column, "label_column")):
-            if wanted not in columns:
-                raise DataError(f"csv dataset: {file} has no '{wanted}' column (columns: {', '.join(columns)}; "
-                                f"choose another with {option})")
+    try:
+        content = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"csv dataset: {file} is not UTF-8 text: byte {exc.start} ({exc.object[exc.start:exc.start + 1]!r})"
+                        f" cannot be decoded ({exc.reason}); save it as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    columns = reader.fieldnames or []
+    for wanted, option in ((text_column, "text_column"), (label_column, "label_column")):
+        if wanted not in columns:
+            raise DataError(f"csv dataset: {file} has no '{wanted}' column (columns: {', '.join(columns)}; "
+                            f"choose another with {option})")
+    try:
         rows = [(row[text_column] or "", (row[label_column] or "").strip()) for row in reader]
+    except csv.Error as exc:
+        raise DataError(f"csv dataset: {file} line {reader.line_num}: {exc}") from None
     # data rows counted from 1 after the header, as pandas and spreadsheets (less one) number them
     empty = [f"row {i + 1}" for i, (text, label) in enumerate(rows) if label and not text.strip()]
     rows = [(text, label) for text, label in rows if label]

@@ -4,6 +4,7 @@ used by its schedule."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 CRON_HELP = "a cron line such as '0 2 * * *' (minute hour day month weekday)"
@@ -21,8 +22,12 @@ def cron_trigger(expression: str, timezone=None):
     if len(fields) != 5:
         raise ValueError(f"{len(fields)} fields, expected 5")
     minute, hour, day, month, weekday = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_weekdays(weekday),
-                       timezone=timezone)
+    trigger = CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_weekdays(weekday),
+                          timezone=timezone)
+    now = datetime.now(trigger.timezone)
+    if trigger.get_next_fire_time(None, now) is None:  # e.g. '0 0 31 2 *': no February has a 31st
+        raise ValueError("it never fires (no date matches its day, month and weekday)")
+    return trigger
 
 
 def _cron_weekdays(field: str) -> str:

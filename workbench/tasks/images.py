@@ -58,7 +58,7 @@ class ImagesTask(ClassificationTask):
                               f"{len(source.class_names)} classes (use sparse_categorical_crossentropy)")
         x_pool, y_pool = source.x, source.y
         if source.x_test is None:
-            x_pool, x_test, y_pool, y_test = split_holdout(x_pool, y_pool, TEST_FRACTION, config.seed)
+            x_pool, x_test, y_pool, y_test = split_holdout(x_pool, y_pool, TEST_FRACTION, config.seed, "test split")
         else:
             x_test, y_test = source.x_test, source.y_test
         x_train, x_val, y_train, y_val = split_holdout(x_pool, y_pool, config.validation_split, config.seed)

@@ -286,7 +286,7 @@ def _split(source, config: RunConfig):
     """Test, then validation, split off the pool; whole groups (e.g. a movie's reviews) when the source has them,
     so a model is judged on movies it never saw."""
     if source.groups is None:
-        x_pool, x_test, y_pool, y_test = split_holdout(source.texts, source.labels, TEST_FRACTION, config.seed)
+        x_pool, x_test, y_pool, y_test = split_holdout(source.texts, source.labels, TEST_FRACTION, config.seed, "test split")
         x_train, x_val, y_train, y_val = split_holdout(x_pool, y_pool, config.validation_split, config.seed)
         return x_train, y_train, x_val, y_val, x_test, y_test
     from sklearn.model_selection import GroupShuffleSplit
