@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -212,6 +213,9 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
                                 cell_timeout, echo)
         except KeyboardInterrupt:
             error = "interrupted by the user"
+            # nbclient's kernel-alive poll then finds the kernel it shut down gone, and asyncio would
+            # print that task's DeadKernelError at exit: expected here, not news to the user.
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
             raise
         finally:
             kernel_done.set()
@@ -256,7 +260,11 @@ def _load_attach_tools(run_id: str | None, id_file: Path, kernel_done: threading
         with _HTML_LOCK:
             _html_exporter().from_notebook_node(nbformat.v4.new_notebook())  # loads the templates
         from workbench import tracking
+        from workbench.home import home
+        from workbench.tracking.owners import close_lost_runs
 
+        if not tracking.uses_embedded_store(tracking.tracking_uri()) or (home() / "mlflow.db").exists():
+            close_lost_runs()  # what killed processes left RUNNING, closed while the kernel starts
         # The kernel may be creating a new store: open it only once the kernel's run exists.
         while run_id is None and not id_file.exists() and not kernel_done.wait(0.2):
             pass

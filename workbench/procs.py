@@ -41,6 +41,29 @@ def pid_lock(path: Path) -> Iterator[None]:
             lock.truncate()
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, waiting for it: one process at a time past this point."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def die_with_parent() -> None:
+    """For Popen's preexec_fn: the child is killed when the process that started it dies (Linux
+    PR_SET_PDEATHSIG), so a runner killed with SIGKILL leaves no step training on without it."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the runner's own cleanup is all there is
+        pass
+
+
 def kill_tree(process: subprocess.Popen) -> None:
     """Kill a process, its process group and every descendant (a notebook kernel runs in a session
     of its own, so the group alone would miss it)."""

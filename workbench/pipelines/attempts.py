@@ -22,7 +22,7 @@ from typing import Any, Callable
 from workbench import handoff
 from workbench.home import PROJECT_ROOT, executed_notebooks
 from workbench.pipelines.outputs import OUTPUTS_ENV, read_outputs
-from workbench.procs import kill_tree
+from workbench.procs import die_with_parent, kill_tree
 
 PIPELINE_RUN_ENV = "WORKBENCH_PIPELINE_RUN_ID"  # MLflow run of the whole pipeline run
 STOP_POLL_SECONDS = 1.0
@@ -88,7 +88,8 @@ def run_attempt(attempt: Attempt, should_stop: Callable[[], bool] | None = None)
     with open(files["log"], "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "workbench.pipelines.attempts", str(files["spec"])],
                                    stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                   env=_step_environment(attempt, files["outputs"]), start_new_session=True)
+                                   env=_step_environment(attempt, files["outputs"]), start_new_session=True,
+                                   preexec_fn=die_with_parent)  # a runner killed outright takes its step along
         while process.poll() is None:
             try:
                 process.wait(STOP_POLL_SECONDS)

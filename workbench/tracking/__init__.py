@@ -25,6 +25,8 @@ from mlflow.tracking import MlflowClient
 from workbench.config import RunConfig
 from workbench import handoff
 from workbench.home import PROJECT_ROOT, home
+from workbench.procs import file_lock
+from workbench.tracking import owners
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"  # makes the MLflow UI open on the runs table
@@ -45,10 +47,21 @@ def uses_embedded_store(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
+_READY_STORES: set[str] = set()
+
+
 def client() -> MlflowClient:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    if uri in _READY_STORES or not uses_embedded_store(uri):
+        return MlflowClient(uri)
+    # Opening a new store creates and migrates its tables; processes that start together on a
+    # new home would race in those migrations. One at a time, under a lock; the store is cached
+    # per URI in the process, so MLflow's own calls reuse it.
+    with file_lock(home() / ".mlflow.db.lock"):
+        c = MlflowClient(uri)
+    _READY_STORES.add(uri)
+    return c
 
 
 def experiment_id(name: str, view_columns: list[str] | None = None) -> str:
@@ -84,7 +97,7 @@ def key_metrics(config: RunConfig) -> list[str]:
 def create_run(config: RunConfig, run_name: str | None = None) -> str:
     """Open a RUNNING run for a process that will log into it (e.g. a notebook kernel)."""
     run = client().create_run(experiment_id(config.experiment, key_metrics(config)),
-                              run_name=run_name or default_run_name(config))
+                              run_name=run_name or default_run_name(config), tags=owners.owner_tags())
     return run.info.run_id
 
 
@@ -280,13 +293,16 @@ def open_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | 
     ends it. With `enabled=False` (non-chief workers) nothing is logged and no run is created."""
     if not enabled:
         return SilentRunLogger()
-    mlflow.set_tracking_uri(tracking_uri())
+    client()  # the store exists before MLflow's own calls open it
     run_id = run_id or handoff.given_run_id()  # created by `mlflow run` or the launcher
     # MLflow samples psutil (and pynvml, where a GPU answers) in a thread for as long as the run is open.
     mlflow.system_metrics.set_system_metrics_sampling_interval(SYSTEM_METRICS_SECONDS)
     system = {"log_system_metrics": config.system_metrics}
     if run_id:
         run = mlflow.start_run(run_id=run_id, **system)
+        if ERROR_TAG in run.data.tags:  # resumed after a kill: the run is no longer in error
+            mlflow.set_tag("resumed_after", run.data.tags[ERROR_TAG])
+            client().delete_tag(run_id, ERROR_TAG)
     else:
         all_tags = dict(tags or {})
         if parent_run_id:
@@ -298,7 +314,7 @@ def open_run(config: RunConfig, run_id: str | None = None, parent_run_id: str | 
     logger = RunLogger(run.info.run_id)
     try:
         logger.log_config(config)
-        mlflow.set_tags({**environment_tags(), **handoff.source_tags()})
+        mlflow.set_tags({**environment_tags(), **handoff.source_tags(), **owners.owner_tags()})
     except BaseException as exc:
         close_run(logger, exc)
         raise

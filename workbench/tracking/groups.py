@@ -6,6 +6,7 @@ import json
 import time
 
 from workbench import handoff, tracking
+from workbench.tracking import owners
 from workbench.config import RunConfig
 
 GROUP_TAG = "workbench.seed_group"  # on the parent (its own id) and on every child
@@ -19,7 +20,7 @@ def open_group(config: RunConfig, seeds: list[int], parent_run_id: str | None = 
     `parent_run_id` (a study, a pipeline step) when given."""
     c = tracking.client()
     name = run_name or f"{config.model.rpartition(':')[2]}-{config.dataset.split('/')[-1]}-{len(seeds)}seeds"
-    tags = {**(tags or {}), "kind": KIND, SEEDS_TAG: json.dumps(seeds), "task": config.task, "model": config.model,
+    tags = {**(tags or {}), **owners.owner_tags(), "kind": KIND, SEEDS_TAG: json.dumps(seeds), "task": config.task, "model": config.model,
             "dataset": config.dataset}
     parent_run_id = parent_run_id or handoff.step_run_id()  # trained by a pipeline step: the group nests under it
     if parent_run_id:

@@ -15,7 +15,7 @@ from typing import Any
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
-from workbench.tracking import client, end_run
+from workbench.tracking import client, end_run, owners
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_LENGTH = 6000  # MLflow refuses longer parameter values
@@ -23,6 +23,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow refuses longer parameter values
 
 def create_run(experiment_id: str, name: str, tags: dict[str, str], parent_run_id: str | None = None) -> str:
     """Open a RUNNING run, a child of `parent_run_id` when given; returns its id."""
+    tags = {**tags, **owners.owner_tags()}
     if parent_run_id:
         tags = {PARENT_TAG: parent_run_id, **tags}
     return client().create_run(experiment_id, run_name=name, tags=tags).info.run_id

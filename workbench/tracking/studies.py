@@ -10,6 +10,7 @@ import json
 import mlflow
 
 from workbench import handoff, tracking
+from workbench.tracking import owners
 
 STUDY_TAG = "optuna.study"
 STORAGE_TAG = "optuna.storage"
@@ -29,8 +30,9 @@ def open_parent(study_name: str, storage: str, experiment: str, settings: dict) 
     run_id = find_parent(study_name, storage, experiment)
     if run_id:
         client.update_run(run_id, status="RUNNING")
+        owners.claim(run_id)
     else:
-        tags = {STUDY_TAG: study_name, STORAGE_TAG: storage, "kind": "study"}
+        tags = {STUDY_TAG: study_name, STORAGE_TAG: storage, "kind": "study", **owners.owner_tags()}
         if handoff.step_run_id():  # started by a pipeline step: nest under it
             tags["mlflow.parentRunId"] = handoff.step_run_id()
         run = client.create_run(experiment_id, run_name=f"study-{study_name}", tags=tags)

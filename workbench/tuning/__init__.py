@@ -74,6 +74,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     import optuna
 
     from workbench.distribute import gpu_slots, visible_gpu_ids
+    from workbench.procs import die_with_parent
     from workbench.seeds import seed_list
     from workbench.tasks import get_task
     from workbench.tuning import mlflow_bridge
@@ -124,7 +125,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
             command = [sys.executable, "-m", "workbench.tuning.workers", "--study", study_name]
             command += ["--storage", storage] if storage else []
             slots = gpu_slots(visible_gpu_ids(), workers)  # one GPU per worker process when there are GPUs
-            processes = [subprocess.Popen([*command, "--index", str(i)],
+            processes = [subprocess.Popen([*command, "--index", str(i)], preexec_fn=die_with_parent,
                                           env={**os.environ, **({"CUDA_VISIBLE_DEVICES": slot} if slot else {})})
                          for i, slot in enumerate(slots)]
             _with_progress(the_study, trials, progress, lambda: [p.wait() for p in processes])

@@ -1,0 +1,83 @@
+"""Every way a training stops ends its run with a status and a reason: SIGTERM like Ctrl-C, and
+runs a killed process left RUNNING closed by the next command; a new home used by several
+processes at once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, all_runs, client
+
+pytestmark = pytest.mark.slow
+SLOW_TRAINING = ["--dataset", "digits", "--model", "resnet", "--batch-size", "8", "--epochs", "20"]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workbench", "train", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+
+
+def _wait_for_an_epoch(home, process, timeout=300) -> str:
+    """The run id once it logged its first epoch (plain SQL: no MLflow client racing the trainer)."""
+    import sqlite3
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            with sqlite3.connect(f"file:{home / 'mlflow.db'}?mode=ro", uri=True) as db:
+                row = db.execute("select run_uuid from metrics where key = 'val_loss' limit 1").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row:
+            return row[0]
+        time.sleep(0.3)
+    raise AssertionError("no epoch was logged in time")
+
+
+@pytest.mark.parametrize("path", [["--in-process"], []], ids=["in-process", "notebook"])
+def test_sigterm_ends_the_run_killed_with_one_line(home, path):
+    process = _start(*path, *SLOW_TRAINING)
+    run_id = _wait_for_an_epoch(home, process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-3000:]
+    assert err.strip().splitlines()[-1] == "workbench train: stopped by SIGTERM"
+    assert "Traceback" not in err and "Kernel died" not in err
+    run = client(home).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["error"]
+    if not path:  # the notebook, as far as it ran, is attached to the run
+        assert any(a.path.endswith(".ipynb") for a in client(home).list_artifacts(run_id, "notebook"))
+
+
+def test_runs_left_running_by_a_killed_process_are_closed_by_the_next_command(home):
+    process = _start("--in-process", *SLOW_TRAINING)
+    run_id = _wait_for_an_epoch(home, process)
+    process.kill()
+    process.communicate()
+    assert client(home).get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to close
+    tags = client(home).get_run(run_id).data.tags
+    assert tags["workbench.pid"] == str(process.pid)
+
+    done = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
+                           "--model", "mlp", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"closed run {run_id}" in done.stdout
+    lost = client(home).get_run(run_id)
+    assert lost.info.status == "FAILED" and lost.data.tags["error"].startswith(f"process lost: pid {process.pid}")
+    assert sorted(r.info.status for r in all_runs(home)) == ["FAILED", "FINISHED"]
+
+
+def test_three_trainings_started_together_on_a_new_home_all_finish(home):
+    command = [sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits", "--model", "mlp",
+               "--epochs", "1"]
+    processes = [subprocess.Popen([*command, "--seed", str(seed)], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT) for seed in (1, 2, 3)]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], [o[-2000:] for o in outputs]
+    assert sorted(r.info.status for r in all_runs(home)) == ["FINISHED"] * 3
