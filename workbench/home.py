@@ -13,15 +13,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
+PRIVATE = 0o700  # the home holds runs, models, data and the server password: its owner's alone
+
+
 def home() -> Path:
     path = Path(os.environ.get("WORKBENCH_HOME", ".workbench")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
     return path
 
 
 def subdir(name: str) -> Path:
     path = home() / name
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
     return path
 
 

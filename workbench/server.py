@@ -197,11 +197,12 @@ def serve(settings: ServerSettings) -> int:
     answers, and stop the whole group on SIGTERM/SIGINT. Returns the exit code."""
     check_backend(settings.backend)
     check_port_free(settings.host, settings.port)
-    settings.artifacts.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.backend,
+    settings.artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The backend URI holds the database password: it goes through the environment, not argv (`ps`).
+    command = [sys.executable, "-m", "mlflow", "server",
                "--serve-artifacts", "--artifacts-destination", str(settings.artifacts),
                "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers)]
-    env = dict(os.environ)
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": settings.backend}
     password, generated = None, False
     if settings.auth:
         check_auth_installed()

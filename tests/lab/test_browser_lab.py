@@ -44,10 +44,12 @@ def lab(home, tmp_path):
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "lab-runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "lab-config")}
+    # The token comes from Jupyter's own config folder, as a user's would; the rest is `workbench lab`.
+    (tmp_path / "lab-config").mkdir()
+    (tmp_path / "lab-config" / "jupyter_server_config.json").write_text(
+        json.dumps({"IdentityProvider": {"token": TOKEN}}))
     port = _free_port()
-    command = [str(VENV_BIN / "jupyter"), "lab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-               "--ServerApp.open_browser=False", f"--ServerApp.root_dir={root}",
-               f"--IdentityProvider.token={TOKEN}"] + (["--allow-root"] if os.geteuid() == 0 else [])
+    command = [str(VENV_BIN / "workbench"), "lab", "--port", str(port), "--root", str(root)]
     log_path = tmp_path / "lab.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -62,6 +64,8 @@ def lab(home, tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.5)
+        if os.geteuid() == 0:
+            assert "running as root, so JupyterLab starts with --allow-root" in log_path.read_text()
         yield url
     finally:
         # The kernel and the training process it starts run in sessions of their own: collect them first.

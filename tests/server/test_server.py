@@ -107,6 +107,9 @@ def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgr
     server = start_server(backend)
     record = json.loads((home / "server.json").read_text())
     assert record["url"] == server.url and record["auth"] is False
+    # The backend URI (a database password in real use) is in no process's argv, for `ps` to show.
+    assert server.descendants and all(backend not in " ".join(p.cmdline()) for p in server.descendants)
+    assert (home.stat().st_mode & 0o777) == 0o700 and ((home / "server-artifacts").stat().st_mode & 0o777) == 0o700
 
     workers = [subprocess.Popen(train_command("--seed", str(seed)), cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for seed in (1, 2)]

@@ -8,6 +8,7 @@ import shutil
 import sys
 
 from workbench.cli.flags import add_bind_flags, require_loopback
+from workbench.errors import ConfigError
 
 
 def add_commands(subparsers) -> None:
@@ -34,6 +35,7 @@ def add_commands(subparsers) -> None:
     lab = subparsers.add_parser("lab", help="JupyterLab with the workbench kernel",
                                 description="Start JupyterLab (token auth on) with the workbench kernel registered.")
     add_bind_flags(lab, port=8888)
+    lab.add_argument("--root", metavar="DIR", help="the folder JupyterLab shows (default: the project)")
     lab.set_defaults(handler=cmd_lab)
 
 
@@ -98,6 +100,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
     # Kernels start in the notebook's folder: pin the home so their runs land where `workbench ui` looks.
     os.environ["WORKBENCH_HOME"] = str(home())
     jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or "jupyter"
+    root = os.path.abspath(args.root) if args.root else str(PROJECT_ROOT)
+    if not os.path.isdir(root):
+        raise ConfigError("root", args.root, "an existing folder")
     command = [jupyter, "lab", f"--ServerApp.ip={args.host}", f"--ServerApp.port={args.port}",
-               "--ServerApp.open_browser=False", f"--ServerApp.root_dir={PROJECT_ROOT}"]
+               "--ServerApp.open_browser=False", f"--ServerApp.root_dir={root}"]
+    if os.geteuid() == 0:  # containers and CI run as root; Jupyter refuses that unless told
+        print("workbench lab: running as root, so JupyterLab starts with --allow-root", flush=True)
+        command.append("--allow-root")
     os.execv(jupyter, command)
