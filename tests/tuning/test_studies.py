@@ -66,6 +66,9 @@ def test_rerun_continues_to_the_requested_total_in_the_same_parent(home):
     assert second.parent_run_id == first.parent_run_id
     assert len(finished(load("again"))) == 4
     assert len(children(home, first.parent_run_id)) == 4
+    # The continued study proposes new configurations, not its seeded sampler's first ones again.
+    proposals = [tuple(sorted(t.params.items())) for t in finished(load("again"))]
+    assert len(set(proposals)) == 4, proposals
 
 
 def test_two_worker_processes_on_one_journal_finish_exactly_the_total(home):

@@ -105,8 +105,10 @@ def run_worker(study_name: str, storage_uri: str | None, data=None, index: int =
     settings = optuna.load_study(study_name=study_name, storage=storage).user_attrs[SETTINGS_ATTR]
     base = make_config(settings["base"])
     study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=make_sampler(settings["sampler"], base.seed + index),
                               pruner=make_pruner(settings["pruner"], get_task(base.task).max_epochs(base)))
+    # Workers differ by index; a continued study moves on past the proposals it already tried.
+    held = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(settings["sampler"], base.seed + index + 1000 * held)
     if data is None:
         data = get_task(base.task).load_data(base)
     stop = {"now": False}
