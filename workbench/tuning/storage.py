@@ -6,8 +6,12 @@ trials whose process is gone on the journal.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
+import sys
+import time
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -30,10 +34,52 @@ def open_storage(uri: str | None):
     """An Optuna storage for `uri`: journal:PATH (the default) or an SQLAlchemy database URL."""
     uri = uri or default_storage_uri()
     if uri.startswith("journal:"):
-        return JournalStorage(JournalFileBackend(uri.removeprefix("journal:")))
+        path = uri.removeprefix("journal:")
+        check_journal(path)
+        return JournalStorage(JournalFileBackend(path))
     return RDBStorage(uri, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                       heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
                       engine_kwargs={"pool_pre_ping": True})
+
+
+def check_journal(path: str) -> None:
+    """A journal whose last record was cut short (a crash or a full disk mid-write) would be
+    appended to after the torn line, and from then on fail every read. Repair it before Optuna
+    opens it: keep a copy aside, cut the torn tail, and say so. A bad record before the last one
+    is damage we cannot repair: refuse, naming the file and line."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from workbench.errors import DataError
+
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    lock = JournalFileSymlinkLock(path)  # the lock Optuna's writers hold while they append
+    lock.acquire()
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+        lines = content.split(b"\n")
+        complete, tail = lines[:-1], lines[-1]  # a whole file ends in "\n": its tail is empty
+        for number, line in enumerate(complete, start=1):
+            try:
+                json.loads(line)
+            except ValueError:
+                if number < len(complete) or tail:
+                    raise DataError(f"tuning journal {path}: line {number} is not a complete record; the file is "
+                                    "damaged beyond its last line (restore it from a backup, or move it away to "
+                                    "start the studies afresh)") from None
+                tail, complete = line + b"\n", complete[:-1]  # a torn last record that happens to end in "\n"
+        if not tail:
+            return
+        kept = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.copyfile(path, kept)
+        with open(path, "r+b") as f:
+            f.truncate(len(content) - len(tail))
+            os.fsync(f.fileno())
+        print(f"tuning journal {path}: its last record was cut short ({len(tail)} bytes, a crash or a full disk "
+              f"mid-write); removed it and kept the damaged file as {kept}", file=sys.stderr, flush=True)
+    finally:
+        lock.release()
 
 
 def storage_kind(uri: str | None) -> str:
