@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+from workbench.damaged import set_aside
 from workbench.errors import BadInput
 from workbench.home import home
 from workbench.pipelines.cron import CRON_HELP, cron_trigger, describe_trigger
@@ -67,6 +68,8 @@ def _job_store():
 
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
+    from sqlalchemy import and_, select
+
     class JobStore(SQLAlchemyJobStore):
         def _reconstitute_job(self, job_state):
             state = pickle.loads(job_state)
@@ -75,18 +78,48 @@ def _job_store():
                 job_state = pickle.dumps(state, self.pickle_protocol)
             return super()._reconstitute_job(job_state)
 
+        def _get_jobs(self, *conditions):
+            # APScheduler deletes a job it cannot read, even from a read-only `schedule list`: keep
+            # the row and name it instead.
+            query = select(self.jobs_t.c.id, self.jobs_t.c.job_state).order_by(self.jobs_t.c.next_run_time)
+            jobs = []
+            with self.engine.begin() as connection:
+                for row in connection.execute(query.where(and_(*conditions)) if conditions else query):
+                    try:
+                        jobs.append(self._reconstitute_job(row.job_state))
+                    except Exception as exc:
+                        print(f"workbench: schedule {row.id!r} in {database()} cannot be read ({type(exc).__name__}: "
+                              f"{exc}); left as it is: `workbench schedule remove {row.id}` removes it",
+                              file=sys.stderr, flush=True)
+            return jobs
+
     return JobStore(url=store_url())
 
 
 @contextmanager
 def _store() -> Iterator:
     """The job store through a paused scheduler: jobs are read and written, none runs here."""
+    from sqlalchemy.exc import DatabaseError
+
     scheduler = make_scheduler()
-    scheduler.start(paused=True)
+    try:
+        scheduler.start(paused=True)
+    except DatabaseError as exc:
+        raise _damaged(exc) from None
     try:
         yield scheduler
+    except DatabaseError as exc:
+        raise _damaged(exc) from None
     finally:
         scheduler.shutdown(wait=False)
+
+
+def _damaged(exc: Exception) -> ScheduleError:
+    """The scheduler database does not open as SQLite: set it aside, say so."""
+    path = database()
+    kept = set_aside(path)
+    return ScheduleError(f"the scheduler database {path} is damaged ({getattr(exc, 'orig', exc)}); kept it as {kept}; "
+                         "add the schedules again with `workbench schedule add FILE`")
 
 
 def add_schedule(file: str | Path, cron: str | None = None, trigger=None):
@@ -127,6 +160,11 @@ def schedules() -> list:
 
 def _history() -> sqlite3.Connection:
     connection = sqlite3.connect(database(), timeout=30)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master")
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise _damaged(exc) from None
     connection.execute("CREATE TABLE IF NOT EXISTS pipeline_runs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                        "pipeline TEXT NOT NULL, file TEXT NOT NULL, started TEXT NOT NULL, ended TEXT, "
                        "status TEXT NOT NULL, mlflow_run_id TEXT, error TEXT)")

@@ -8,6 +8,7 @@ import json
 from contextlib import contextmanager
 from typing import Iterator
 
+from workbench.damaged import report, set_aside
 from workbench.errors import Busy
 from workbench.home import subdir
 from workbench.pipelines.outputs import write_json
@@ -40,9 +41,17 @@ class StepState:
 
     def _read(self) -> dict:
         try:
-            return json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
+            state = json.loads(self.path.read_text())
+            if isinstance(state, dict) and all(isinstance(v, dict) for v in state.values()):
+                return state
+            problem = "not a mapping of pipelines to steps"
+        except FileNotFoundError:
             return {}
+        except (ValueError, OSError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        kept = set_aside(self.path)
+        report("pipeline state", self.path, problem, kept, "every step runs again instead of being skipped")
+        return {}
 
 
 def step_digest(step: Step, parameters: dict, upstream: dict[str, dict]) -> str:

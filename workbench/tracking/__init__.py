@@ -59,7 +59,14 @@ def client() -> MlflowClient:
     # new home would race in those migrations. One at a time, under a lock; the store is cached
     # per URI in the process, so MLflow's own calls reuse it.
     with file_lock(home() / ".mlflow.db.lock"):
-        c = MlflowClient(uri)
+        try:
+            c = MlflowClient(uri)
+        except Exception as exc:  # SQLAlchemy's message names no file
+            from workbench.errors import DataError
+
+            raise DataError(f"the tracking store {uri.removeprefix('sqlite:///')} cannot be opened "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); restore it from a backup, "
+                            "or move it away to start a new store") from None
     _READY_STORES.add(uri)
     return c
 

@@ -30,11 +30,14 @@ def recorded() -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
+        problem = None if isinstance(record, dict) and isinstance(record.get("url"), str) else "no server url"
     except (OSError, ValueError) as exc:
-        raise ConfigError(str(path), type(exc).__name__,
-                          "a server record written by `workbench server`; delete the file "
+        problem = type(exc).__name__
+    if problem:
+        raise ConfigError(str(path), problem, "a server record written by `workbench server`; delete the file "
                           "or run `workbench server --forget`") from None
+    return record
 
 
 def recorded_uri() -> str | None:
@@ -77,7 +80,7 @@ def forget() -> int:
     if path.exists():
         try:
             url = json.loads(path.read_text()).get("url", "?")
-        except ValueError:
+        except (ValueError, AttributeError):
             url = "(unreadable record)"
         path.unlink()
         print(f"forgot the tracking server {url}: this home logs to sqlite:///{home() / 'mlflow.db'} again")
