@@ -50,6 +50,21 @@ INVALID = {
           first: {notebook: FIXTURES/emit.ipynb}
           second: {notebook: FIXTURES/double.ipynb, parameters: {value: "${steps.first.outputs.number}"}}
         """, (), ["step 'second'", "parameters.value", "'first' is not in this step's needs"]),
+    "aliases that expand to a billion values": ("""\
+        name: laughs
+        parameters:
+          a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+          b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+          c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+          d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+          e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+          f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+          g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+          h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+          i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+        steps:
+          first: {notebook: FIXTURES/emit.ipynb}
+        """, (), ["its aliases expand to more than 100000 values"]),
 }
 
 

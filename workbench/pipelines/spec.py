@@ -24,6 +24,8 @@ from workbench.pipelines.references import DEFERRED, check_references, known_now
 TOP_LEVEL_FIELDS = ("name", "description", "parameters", "schedule", "experiment", "steps")
 STEP_FIELDS = ("notebook", "parameters", "needs", "retries", "timeout", "gpu")
 DEFAULT_EXPERIMENT = "workbench-pipelines"
+MAX_FILE_BYTES = 1_000_000
+MAX_EXPANDED_VALUES = 100_000  # scalars, lists and mappings, with every alias written out
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -66,10 +68,18 @@ def load_pipeline(path: str | Path, overrides: dict[str, str] | None = None) -> 
     label = display_path(path)
     if not path.is_file():
         raise PipelineError(f"{label}: no such pipeline file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise PipelineError(f"{label}: {path.stat().st_size} bytes; a pipeline file is at most {MAX_FILE_BYTES}")
     try:
-        document = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        _check_expansion(yaml.compose(text), label)
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PipelineError(f"{label}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise PipelineError(f"{label}: nested too deeply") from None
     if not isinstance(document, dict):
         raise PipelineError(f"{label}: expected a mapping with {', '.join(TOP_LEVEL_FIELDS)}")
 
@@ -190,6 +200,28 @@ def type_problem(value: Any, default: Any) -> str | None:
     if ok:
         return None
     return f"{value!r} is not {wanted} (the default is {default!r})"
+
+
+def _check_expansion(root, label: str) -> None:
+    """Aliases share one object when YAML loads, but every later copy (JSON for MLflow, notebook
+    parameters) writes them out in full: nine nested aliases of nine make a billion values. Count
+    the values as written out, before anything does."""
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 1  # a node that contains itself counts once
+            if isinstance(node, yaml.SequenceNode):
+                sizes[id(node)] = 1 + sum(size(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                sizes[id(node)] = 1 + sum(size(k) + size(v) for k, v in node.value)
+        if sizes[id(node)] > MAX_EXPANDED_VALUES:
+            raise PipelineError(f"{label}: its aliases expand to more than {MAX_EXPANDED_VALUES} values; "
+                                "a pipeline file must stay that small written out")
+        return sizes[id(node)]
+
+    if root is not None:
+        size(root)
 
 
 def _parse_value(text: str) -> Any:
