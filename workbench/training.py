@@ -6,8 +6,11 @@ Knows Keras and the RunConfig, nothing about tracking: the tracking callback com
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,6 +76,53 @@ def resumable_epoch(backup_dir: Path) -> int:
     return int(json.loads(metadata.read_text()).get("epoch", 0))
 
 
+ROOM_MARGIN = 256 * 1024  # bytes beyond a checkpoint's size that must stay free (metadata, file system)
+
+
+class WriteFailed(OSError):
+    """A checkpoint could not be written (a full disk, a file-size limit): the run ends FAILED with
+    the path, and the last checkpoint that was written whole stays for `--resume`."""
+
+    def __init__(self, path: Path, error: OSError):
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        super().__init__(error.errno, f"{'disk full' if full else 'cannot write'}: {path} ({error.strerror or error})")
+
+
+def write_whole(path: Path, write, expected_bytes: int) -> None:
+    """`write(temporary path)`, then rename it over `path`: a crash or a full disk mid-write leaves
+    the previous file whole. The temporary name keeps the suffixes Keras checks.
+
+    HDF5 (Keras' weights format) cannot be trusted to fail cleanly on a full disk: its file objects
+    then crash the interpreter at exit. So the space is checked first, against the file it replaces
+    (the same model writes the same size) or `expected_bytes`."""
+    pending = path.with_name(f"pending-{path.name}")
+    needed = (path.stat().st_size if path.exists() else expected_bytes) + ROOM_MARGIN
+    free = shutil.disk_usage(path.parent).free
+    if free < needed:
+        raise WriteFailed(path, OSError(errno.ENOSPC, f"{free} bytes free, about {needed} needed"))
+    try:
+        write(pending)
+        os.replace(pending, path)
+    except OSError as exc:
+        pending.unlink(missing_ok=True)
+        raise WriteFailed(path, exc) from None
+
+
+def variable_bytes(variables) -> int:
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, with each checkpoint written whole or not at all."""
+
+    def _save_model(self):
+        Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        write_whole(Path(self._weights_path), lambda p: self.model.save_weights(str(p), overwrite=True),
+                    variable_bytes(self.model.weights))
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        write_whole(Path(self._training_metadata_path), lambda p: p.write_text(metadata), len(metadata))
+
+
 class EpochCheckpoints(keras.callbacks.Callback):
     """The whole model (weights and optimizer state) after each epoch, as `epoch-NNN.keras`."""
 
@@ -83,7 +133,11 @@ class EpochCheckpoints(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.model.save(self.folder / f"epoch-{epoch + 1:03d}.keras")
+            optimizer = self.model.optimizer.variables if self.model.optimizer else []
+            write_whole(self.folder / f"epoch-{epoch + 1:03d}.keras", self.model.save,
+                        variable_bytes([*self.model.weights, *optimizer]))
+        except WriteFailed:
+            raise
         except Exception as exc:  # a model Keras cannot serialize still trains; it just cannot be forked
             print(f"epoch checkpoints off for this run: {type(exc).__name__}: {exc}")
             self.on_epoch_end = lambda *args, **kwargs: None
@@ -107,7 +161,7 @@ def fit(model: keras.Model, config: RunConfig, task: "Task", data: Splits, backu
     guard = NaNGuard()
     # Order matters: the backup is written before the tracking callback records the epoch,
     # so an epoch seen in MLflow can always be resumed from.
-    all_callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), guard]
+    all_callbacks = [SafeBackupAndRestore(str(backup_dir)), guard]
     if epochs_dir is not None and config.epoch_checkpoints:
         all_callbacks.append(EpochCheckpoints(epochs_dir))
     if config.patience:

@@ -81,3 +81,39 @@ def test_three_trainings_started_together_on_a_new_home_all_finish(home):
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], [o[-2000:] for o in outputs]
     assert sorted(r.info.status for r in all_runs(home)) == ["FINISHED"] * 3
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2.5 MB file system (tmpfs) for the checkpoints, where this machine lets us mount one."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_ends_the_run_failed_naming_the_file_and_resume_works_once_freed(home, small_disk):
+    home.mkdir(parents=True, exist_ok=True)
+    for folder in ("checkpoints", "epochs"):  # what training writes each epoch lives on the small disk
+        (small_disk / folder).mkdir()
+        (home / folder).symlink_to(small_disk / folder)
+    command = [sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits", "--model", "mlp",
+               "--epochs", "4"]
+    full = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert "disk full: " in full.stderr and "Segmentation" not in full.stderr
+    (run,) = all_runs(home)
+    assert run.info.status == "FAILED" and f"disk full: {home / 'checkpoints'}" in run.data.tags["error"]
+    kept = (small_disk / "checkpoints" / run.info.run_id)
+    assert (kept / "latest.weights.h5").exists() and not list(kept.glob("pending-*"))
+    for epoch_file in (small_disk / "epochs").rglob("*.keras"):  # free the space
+        epoch_file.unlink()
+
+    resumed = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", "--resume",
+                              run.info.run_id], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming run {run.info.run_id} at epoch" in resumed.stdout
+    assert client(home).get_run(run.info.run_id).info.status == "FINISHED"
