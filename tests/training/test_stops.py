@@ -117,3 +117,31 @@ def test_a_full_disk_ends_the_run_failed_naming_the_file_and_resume_works_once_f
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming run {run.info.run_id} at epoch" in resumed.stdout
     assert client(home).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_a_pipeline_runner_killed_outright_takes_its_step_along_and_its_runs_are_closed(home, tmp_path):
+    import psutil
+
+    pipeline = tmp_path / "slow.yaml"
+    pipeline.write_text("name: slow\nsteps:\n  wait:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n"
+                        "    parameters: {pause: 300}\n")
+    runner = subprocess.Popen([sys.executable, "-m", "workbench", "pipeline", "run", str(pipeline)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not [p for p in psutil.Process(runner.pid).children() if "workbench.pipelines.attempts" in p.cmdline()]:
+        assert runner.poll() is None and time.time() < deadline, "the step never started"
+        time.sleep(0.3)
+    (step,) = [p for p in psutil.Process(runner.pid).children() if "workbench.pipelines.attempts" in p.cmdline()]
+    runner.kill()
+    runner.wait()
+    step.wait(timeout=30)  # dies with its runner, instead of training on without a timeout
+    assert sorted(r.info.status for r in all_runs(home)) == ["RUNNING", "RUNNING"]  # pipeline and step
+
+    quick = tmp_path / "quick.yaml"
+    quick.write_text("name: quick\nsteps:\n  now:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n")
+    after = subprocess.run([sys.executable, "-m", "workbench", "pipeline", "run", str(quick)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert after.stdout.count("FAILED, process lost") == 2
+    lost = [r for r in all_runs(home) if r.data.tags.get("error", "").startswith("process lost")]
+    assert len(lost) == 2 and {r.info.status for r in lost} == {"FAILED"}
