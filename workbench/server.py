@@ -36,7 +36,7 @@ from pathlib import Path
 from workbench.config import ConfigError
 from workbench.home import home
 from workbench.tracking.auth import has_other_password
-from workbench.tracking.server_record import ADMIN_USER, PASSWORD_FILE, answers, read_password, record_path
+from workbench.tracking.server_record import ADMIN_USER, PASSWORD_FILE, RECORD_FILE, answers, read_password, record_path
 
 AUTH_CONFIG_FILE = "server-auth.ini"
 AUTH_DB_FILE = "server-auth.db"
@@ -70,7 +70,9 @@ def _write_record(settings: ServerSettings) -> None:
     record = {"url": settings.url, "backend": redacted(settings.backend), "artifacts": str(settings.artifacts),
               "auth": settings.auth, "username": ADMIN_USER if settings.auth else None,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    record_path().write_text(json.dumps(record, indent=1) + "\n")
+    pending = record_path().with_name(f".{RECORD_FILE}.{os.getpid()}.tmp")  # renamed whole: never half a record
+    pending.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(pending, record_path())
 
 
 # --- checks before anything starts --------------------------------------------------------------
