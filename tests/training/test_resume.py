@@ -46,8 +46,12 @@ def test_killed_run_resumes_at_the_next_epoch(home):
     assert logged_before_kill < 3
     assert client(home).get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to close
 
+    assert client(home).get_run(run_id).data.tags["workbench.pid"] == str(process.pid)  # its owner, now gone
+
     result = run_cli("train", "--in-process", "--resume", run_id)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The command first closes what the killed process left RUNNING, then resumes it.
+    assert f"closed run {run_id}" in result.stdout and "FAILED, process lost" in result.stdout
     assert f"resuming run {run_id} at epoch {logged_before_kill + 1} of 3" in result.stdout
 
     (run,) = all_runs(home)
@@ -56,6 +60,7 @@ def test_killed_run_resumes_at_the_next_epoch(home):
         steps = [p.step for p in client(home).get_metric_history(run_id, key)]
         assert sorted(steps) == [0, 1, 2], (key, steps)
     assert run.data.tags["resumed_from_epoch"] == str(logged_before_kill)
+    assert "error" not in run.data.tags and run.data.tags["resumed_after"].startswith(f"process lost: pid {process.pid}")
     assert "test_accuracy" in run.data.metrics
 
     # Finished now: resuming it again would train into the same run a second time.

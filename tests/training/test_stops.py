@@ -54,25 +54,6 @@ def test_sigterm_ends_the_run_killed_with_one_line(home, path):
         assert any(a.path.endswith(".ipynb") for a in client(home).list_artifacts(run_id, "notebook"))
 
 
-def test_runs_left_running_by_a_killed_process_are_closed_by_the_next_command(home):
-    process = _start("--in-process", *SLOW_TRAINING)
-    run_id = _wait_for_an_epoch(home, process)
-    process.kill()
-    process.communicate()
-    assert client(home).get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to close
-    tags = client(home).get_run(run_id).data.tags
-    assert tags["workbench.pid"] == str(process.pid)
-
-    done = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
-                           "--model", "mlp", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"closed run {run_id}" in done.stdout
-    lost = client(home).get_run(run_id)
-    assert lost.info.status == "FAILED" and lost.data.tags["error"].startswith(f"process lost: pid {process.pid}")
-    assert sorted(r.info.status for r in all_runs(home)) == ["FAILED", "FINISHED"]
-
-
 def test_three_trainings_started_together_on_a_new_home_all_finish(home):
     command = [sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits", "--model", "mlp",
                "--epochs", "1"]
