@@ -31,8 +31,13 @@ system:
 demo: setup
 	$(BIN)/workbench demo
 
+# The fast layer first (it fails in seconds), then the rest over TEST_WORKERS processes: most tests
+# wait on kernels, servers and subprocesses, so two workers fill two cores.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m pure -q
+	$(BIN)/python -m pytest -m "not pure" -n $(TEST_WORKERS) --dist worksteal
 
 # The fast layer alone: config, options, floors, pipeline spec, search spaces, cron.
 test-pure: setup
