@@ -46,7 +46,7 @@ def generate(network, vocabulary: Vocabulary, prompts: list[str], context: int, 
             window = histories[i][-context:]
             batch[row, :len(window)] = window
             last.append(len(window) - 1)
-        probabilities = np.asarray(network(batch, training=False))
+        probabilities = np.asarray(network.predict_on_batch(batch))  # compiled once per batch size
         still = []
         for row, i in enumerate(active):
             token = next_token(probabilities[row, last[row]], temperature, top_k, rng)

@@ -53,7 +53,7 @@ class GenerateTask(Task):
                choices=LEVELS),
         Option("context_length", int, 0, "tokens the model reads; 0 = 128 characters or 64 subwords",
                minimum=0, allowed="an integer >= 0 (0 = from the level)"),
-        Option("vocabulary_size", int, 4000, "subword level: WordPiece vocabulary size aimed at", minimum=100),
+        Option("subword_vocabulary", int, 4000, "subword level: WordPiece vocabulary size aimed at", minimum=100),
         Option("width", int, 0, "hidden size (LSTM units, transformer width); 0 = lstm 256, gpt 128", minimum=0),
         Option("depth", int, 0, "layers; 0 = lstm 2, gpt 4", minimum=0),
         Option("temperature", float, 0.8, "sampling temperature; 0 = always the most likely token", minimum=0.0),
@@ -82,7 +82,7 @@ class GenerateTask(Task):
 
         documents = load_documents(config.dataset, config.text_column)
         train, val, test = split_documents(documents, HELD_OUT, config.seed)
-        vocabulary = Vocabulary.learn(train, config.level, config.vocabulary_size)
+        vocabulary = Vocabulary.learn(train, config.level, config.subword_vocabulary)
         streams = {name: vocabulary.stream(texts) for name, texts in (("train", train), ("val", val), ("test", test))}
         context, _ = self.sizes(config)
         short = {name: len(s) for name, s in streams.items() if len(s) <= context + 1}
