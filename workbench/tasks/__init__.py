@@ -23,6 +23,7 @@ BUILTIN = {
     "speech": "workbench.tasks.speech:SpeechTask",
     "driving": "workbench.tasks.driving:DrivingTask",
     "gan": "workbench.tasks.gan:GanTask",
+    "generate": "workbench.tasks.generate:GenerateTask",
 }
 TASKS_GROUP = "workbench.tasks"
 _instances: dict[str, Task] = {}

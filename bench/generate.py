@@ -1,0 +1,78 @@
+"""Held-out perplexity of the character-level LSTM and GPT on fortunes, beside the Kneser-Ney
+baseline of the same run, with three samples each.
+
+    .venv/bin/python bench/generate.py                   # both models, the task's default epochs
+    .venv/bin/python bench/generate.py --epochs 3        # a CPU-sized run
+    .venv/bin/python bench/generate.py gpt --epochs 3    # one model
+
+Each model runs `workbench train --in-process --task generate --dataset fortunes --level char`
+in a fresh process with its own workbench home; the metrics and the final samples are read back
+from MLflow. Prints a Markdown table for BENCHMARKS.md; the goal is a perplexity at most 0.8x
+the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+GOAL = 0.8  # model perplexity / baseline perplexity
+
+
+def run_case(model: str, extra: list[str]) -> dict:
+    home = Path(tempfile.mkdtemp(prefix="wb-generate-"))
+    flags = ["--task", "generate", "--dataset", "fortunes", "--level", "char", "--model", model, *extra]
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    started = time.perf_counter()
+    log = home / "train.log"
+    with log.open("w") as out:
+        done = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", *flags],
+                              env=env, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(flags)} failed (exit {done.returncode}):\n{log.read_text()[-3000:]}")
+    minutes = (time.perf_counter() - started) / 60
+    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    epochs = len(client.get_metric_history(run.info.run_id, "epoch_seconds"))
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "tables/samples.json", str(home))).read_text())
+    generated = [row[table["columns"].index("generated")] for row in table["data"]]
+    return {"flags": flags, "metrics": run.data.metrics, "minutes": minutes, "epochs": epochs,
+            "planned": run.data.params["epochs"], "samples": generated}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=["lstm", "gpt"])
+    parser.add_argument("--epochs", type=int, default=0, help="0 = the task's default (from the data)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    extra = ["--seed", str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+    rows, samples = [], []
+    for model in args.models:
+        result = run_case(model, extra)
+        m = result["metrics"]
+        ratio = m["test_perplexity"] / m["baseline_perplexity"]
+        rows.append(f"| {model} | `{' '.join(result['flags'][2:])}` | {m['test_perplexity']:.3f} | "
+                    f"{m['baseline_perplexity']:.3f} (order {int(m['baseline_order'])}) | {ratio:.2f} | "
+                    f"≤ {GOAL} | {'yes' if ratio <= GOAL else '**no**'} | {result['epochs']} of "
+                    f"{result['planned']} | {result['minutes']:.1f} |")
+        samples += [f"{model}: {text!r}" for text in result["samples"]]
+        print(rows[-1], flush=True)
+    print("\n| model | command flags | test perplexity per character | Kneser-Ney baseline | ratio | goal | met "
+          "| epochs run | minutes |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\nSamples (temperature 0.8, top-k 40):\n")
+    print("\n".join(samples))
+
+
+if __name__ == "__main__":
+    main()
