@@ -15,33 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
+from fresh_run import train_in_fresh_home
 
 GOAL = 0.8  # model perplexity / baseline perplexity
 
 
 def run_case(model: str, extra: list[str]) -> dict:
-    home = Path(tempfile.mkdtemp(prefix="wb-generate-"))
     flags = ["--task", "generate", "--dataset", "fortunes", "--level", "char", "--model", model, *extra]
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    started = time.perf_counter()
-    log = home / "train.log"
-    with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", *flags],
-                              env=env, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(flags)} failed (exit {done.returncode}):\n{log.read_text()[-3000:]}")
-    minutes = (time.perf_counter() - started) / 60
-    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    home, client, run, minutes = train_in_fresh_home(flags, "wb-generate-")
     epochs = len(client.get_metric_history(run.info.run_id, "epoch_seconds"))
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "tables/samples.json", str(home))).read_text())
     generated = [row[table["columns"].index("generated")] for row in table["data"]]

@@ -11,14 +11,11 @@ and reads the test accuracy back from MLflow. Prints a Markdown table for BENCHM
 from __future__ import annotations
 
 import fnmatch
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
+from fresh_run import train_in_fresh_home
 
 # A goal is a test accuracy (0.92), or ("baseline", margin): at least the baseline's test accuracy plus margin.
 BEAT = ("baseline", 0.0)
@@ -63,18 +60,7 @@ def run_case(flags: list[str]) -> tuple[dict[str, float], float, str]:
 
         tree = build(home / "speech-tree", words=10, rate=8000, seed=0)
         flags = [flag.replace("{speech_tree}", str(tree)) for flag in flags]
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    started = time.perf_counter()
-    log = home / "train.log"
-    with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", *flags],
-                              env=env, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(flags)} failed (exit {done.returncode}):\n{log.read_text()[-3000:]}")
-    minutes = (time.perf_counter() - started) / 60
-    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    home, client, run, minutes = train_in_fresh_home(flags, "wb-quality-", home)
     epochs = len(client.get_metric_history(run.info.run_id, "epoch_seconds"))
     return run.data.metrics, minutes, f"{epochs} of {run.data.params['epochs']}"
 
