@@ -43,9 +43,9 @@ def main() -> None:
     for model in args.models:
         result = run_case(model, extra)
         m = result["metrics"]
-        ratio = m["test_perplexity"] / m["baseline_perplexity"]
+        ratio = m["test_perplexity"] / m["baseline_test_perplexity"]
         rows.append(f"| {model} | `{' '.join(result['flags'][2:])}` | {m['test_perplexity']:.3f} | "
-                    f"{m['baseline_perplexity']:.3f} (order {int(m['baseline_order'])}) | {ratio:.2f} | "
+                    f"{m['baseline_test_perplexity']:.3f} (order {int(m['baseline_order'])}) | {ratio:.2f} | "
                     f"≤ {GOAL} | {'yes' if ratio <= GOAL else '**no**'} | {result['epochs']} of "
                     f"{result['planned']} | {result['minutes']:.1f} |")
         samples += [f"{model}: {text!r}" for text in result["samples"]]

@@ -57,9 +57,9 @@ def test_one_epoch_logs_perplexities_samples_and_a_model_that_continues_prompts(
 
     result = train(task="generate", model="gpt", dataset=f"folder:{story_folder}", epochs=1, batch_size=16,
                    context_length=32, width=32, depth=1, sample_length=20, prompts="The cat|Rain", verbose=0)
-    assert result.metrics["test_perplexity"] > 1 and result.metrics["baseline_perplexity"] > 1
+    assert result.metrics["test_perplexity"] > 1 and result.metrics["baseline_test_perplexity"] > 1
     run = client(home).get_run(result.run_id)
-    assert {"test_perplexity", "baseline_perplexity", "test_loss"} <= set(run.data.metrics)
+    assert {"test_perplexity", "baseline_test_perplexity", "test_loss"} <= set(run.data.metrics)
     artifacts = artifact_paths(home, result.run_id)
     assert "samples/epoch_001.txt" in artifacts
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")

@@ -121,10 +121,14 @@ def print_run_summary(run_id: str) -> None:
     from workbench import tracking
     from workbench.tracking import links
 
+    from workbench.tasks import get_task
+
     run = tracking.client().get_run(run_id)
     metrics = run.data.metrics
-    shown = [k for k in ("test_accuracy", "test_macro_f1", "test_loss", "baseline_test_accuracy",
-                         "train_val_gap_accuracy") if k in metrics]
+    main = get_task(run.data.params["task"]).main_metric if "task" in run.data.params else "test_accuracy"
+    wanted = dict.fromkeys((main, "test_accuracy", "test_macro_f1", "test_loss", f"baseline_{main}",
+                            "train_val_gap_accuracy"))  # the task's own score first, then the common ones
+    shown = [k for k in wanted if k in metrics]
     print(f"\nrun {run_id}: {run.info.status}")
     for key in shown:
         print(f"  {key:<24} {metrics[key]:.4f}")

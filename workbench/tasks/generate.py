@@ -209,5 +209,5 @@ class GenerateTask(Task):
         scored = {n: KneserNey(n, size).fit(streams["train"]) for n in orders}
         validation = {n: m.perplexity(streams["val"]) for n, m in scored.items()}
         best = min(validation, key=validation.get)
-        return {"baseline_perplexity": scored[best].perplexity(streams["test"]),
+        return {"baseline_test_perplexity": scored[best].perplexity(streams["test"]),
                 "baseline_val_perplexity": validation[best], "baseline_order": float(best)}
