@@ -20,7 +20,7 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber")
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber", "ctc")
 
 
 def _help(text: str) -> dict:

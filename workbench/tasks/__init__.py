@@ -23,6 +23,7 @@ BUILTIN = {
     "speech": "workbench.tasks.speech:SpeechTask",
     "driving": "workbench.tasks.driving:DrivingTask",
     "gan": "workbench.tasks.gan:GanTask",
+    "transcribe": "workbench.tasks.transcribe:TranscribeTask",
 }
 TASKS_GROUP = "workbench.tasks"
 _instances: dict[str, Task] = {}
