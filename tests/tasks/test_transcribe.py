@@ -2,6 +2,7 @@
 run with its PocketSphinx baseline and pyfunc model, and bad input refused by name."""
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -109,8 +110,12 @@ def test_tiny_run_logs_error_rates_baseline_and_a_pyfunc_that_returns_text(home)
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
     run = mlflow.get_run(result.run_id)
     reloaded = mlflow.pyfunc.load_model(f"models:/{run.outputs.model_outputs[0].model_id}")
-    said = list(reloaded.predict(np.zeros((3, 2 * RATE), np.float32)))
+    said = list(reloaded.predict(np.zeros((3, 3 * RATE), np.float32)))  # the signature: clips padded to 3 s
     assert len(said) == 3 and all(isinstance(s, str) for s in said)
+    served = get_task("transcribe").transcriber(result.model, SimpleNamespace(extras={"max_samples": 3 * RATE}))
+    assert len(served.predict([np.zeros(RATE, np.float32)])) == 1  # a shorter clip is padded with silence
+    with pytest.raises(ValueError, match="limit of 48000 samples"):
+        served.predict([np.zeros(4 * RATE, np.float32)])
 
 
 # ---- bad input -------------------------------------------------------------------------------

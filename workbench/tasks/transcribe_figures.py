@@ -19,7 +19,8 @@ def spectrogram_with_path(wave: np.ndarray, reference: str, logits: np.ndarray |
     fig = Figure(figsize=(max(6.0, 2.2 * end / 16_000), 4.2 if logits is not None else 3.0), layout="constrained")
     axes = fig.subplots(2 if logits is not None else 1, 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [3, 1]} if logits is not None else None)[:, 0]
-    axes[0].specgram(wave[:end], NFFT=400, Fs=16_000, noverlap=240, cmap="magma")
+    with np.errstate(divide="ignore"):  # the silence after a clip has no power at all
+        axes[0].specgram(wave[:end], NFFT=400, Fs=16_000, noverlap=240, cmap="magma")
     axes[0].set(ylabel="Hz", title=f"reference: {reference}" + (f"\nhypothesis: {hypothesis}" if logits is not None else ""))
     if logits is not None:
         path = np.argmax(logits, axis=-1)
