@@ -158,3 +158,10 @@ def test_bad_corpus_through_the_cli_exits_2_and_leaves_no_run(home, tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "dee/0.wav" in result.stderr and "Traceback" not in result.stderr
     assert all_runs(home) == []
+
+
+def test_alignment_figure_frames_match_the_networks_frame_rate():
+    from workbench.models import ctc
+    from workbench.tasks.transcribe_figures import FRAME_SECONDS
+
+    assert FRAME_SECONDS == 0.010 * ctc.TIME_STRIDE

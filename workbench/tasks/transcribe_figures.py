@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FRAME_SECONDS = 0.02  # one output frame of workbench.models.ctc
+FRAME_SECONDS = 0.04  # one output frame of workbench.models.ctc: 10 ms mel hop x TIME_STRIDE 4
 
 
 def spectrogram_with_path(wave: np.ndarray, reference: str, logits: np.ndarray | None = None,
