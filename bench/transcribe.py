@@ -5,7 +5,7 @@ per kind of text, beside PocketSphinx measured in the same run.
     nice .venv/bin/python bench/transcribe.py ctc-transformer 1  # another model, another seed
 
 One `workbench train --in-process --task transcribe` with the real defaults (spoken-sentences:
-80 synthesized voices x 36 texts, 4 s clips, 30 epochs) in a fresh process with its own
+80 synthesized voices x 36 texts, 4 s clips, 20 epochs) in a fresh process with its own
 workbench home; the error rates are read back from MLflow. PocketSphinx decodes the run's
 `baseline_clips` test clips (120 by default, spread over kinds and voices) with a bigram LM of
 the training transcripts and with its default LM; the model's WER on those same clips is shown

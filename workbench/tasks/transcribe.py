@@ -39,9 +39,10 @@ class TranscribeTask(Task):
     default_loss = "ctc"
     main_metric = "test_wer"
     main_metric_mode = "min"
-    # 30 epochs of ~1,900 clips take about 27 minutes on two shared CPU cores (bench/transcribe.py);
-    # 20 epochs left the validation loss still falling.
-    default_epochs = 30
+    # 20 epochs of ~1,900 clips took 25 minutes with synthesis and baseline on two shared CPU
+    # cores (bench/transcribe.py); the validation loss was still falling, so more epochs help
+    # where there is time for them.
+    default_epochs = 20
     clip_norm = 5.0  # CTC's early gradients can be large
     options = (
         Option("max_seconds", float, 4.0, "longest clip in seconds; clips are padded with silence to it and a "
