@@ -24,6 +24,7 @@ BUILTIN = {
     "driving": "workbench.tasks.driving:DrivingTask",
     "gan": "workbench.tasks.gan:GanTask",
     "generate": "workbench.tasks.generate:GenerateTask",
+    "transcribe": "workbench.tasks.transcribe:TranscribeTask",
 }
 TASKS_GROUP = "workbench.tasks"
 _instances: dict[str, Task] = {}

@@ -1,0 +1,264 @@
+"""Speech to text: sentences in, transcripts out, judged on voices never heard in training.
+
+Datasets: `spoken-sentences` (digit strings, commands and fortune sentences said by the
+synthesized espeak-ng, flite and festival voices of the speech task, split by voice), or a
+user's recordings as `folder:PATH` (.wav with a .txt transcript beside each) or `tsv:PATH` (a
+Common Voice / LibriSpeech-style manifest), split by speaker. Clips are padded with silence to
+`max_seconds`; transcripts become padded character labels, so the engine's numpy path fits them.
+Models (`workbench.models.ctc`): `ctc-rnn` and `ctc-transformer`, trained with CTC, decoded
+greedily or by beam search. Training adds background noise at a random SNR and a random gain.
+Metrics: word and character error rate (jiwer) overall and per kind of sentence. Baseline:
+PocketSphinx with its default LM and with a bigram LM of the training transcripts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.config import Option, RunConfig
+from workbench.data.splits import DataError, Splits
+from workbench.tasks.base import Evaluation, Task
+
+SPEAKERS = 80             # synthesized voices in spoken-sentences
+UTTERANCES = 36           # texts per voice, a third of each kind
+HELD_OUT = (0.15, 0.15)   # fraction of voices for validation and for test
+SNR_DB = (5.0, 35.0)
+NOISE_PROBABILITY = 0.7
+GAIN_RANGE = (0.5, 1.5)
+WORST_SHOWN = 15
+
+
+class TranscribeTask(Task):
+    name = "transcribe"
+    datasets = ("spoken-sentences",)
+    dataset_prefixes = ("folder:", "tsv:")
+    models = ("ctc-rnn", "ctc-transformer")
+    losses = ("ctc",)
+    default_dataset = "spoken-sentences"
+    default_model = "ctc-rnn"
+    default_loss = "ctc"
+    main_metric = "test_wer"
+    main_metric_mode = "min"
+    # 20 epochs of ~1,900 clips took 25 minutes with synthesis and baseline on two shared CPU
+    # cores (bench/transcribe.py); the validation loss was still falling, so more epochs help
+    # where there is time for them.
+    default_epochs = 20
+    clip_norm = 5.0  # CTC's early gradients can be large
+    options = (
+        Option("max_seconds", float, 4.0, "longest clip in seconds; clips are padded with silence to it and a "
+                                          "longer one is an error naming it", minimum=1.0, maximum=30.0),
+        Option("speakers", int, SPEAKERS, "spoken-sentences: synthesized voices", minimum=6),
+        Option("utterances", int, UTTERANCES, "spoken-sentences: texts each voice says (a third digit strings, "
+                                              "a third commands, a third sentences)", minimum=3),
+        Option("decoding", str, "greedy", "CTC decoding: greedy best path, or beam search", choices=("greedy", "beam")),
+        Option("beam_width", int, 16, "beams kept by beam-search decoding", minimum=1),
+        Option("baseline_clips", int, 120, "test clips PocketSphinx transcribes (about 1 s each, twice); "
+                                           "0 = every test clip", minimum=0),
+    )
+    model_options = {
+        "ctc-rnn": (Option("rnn_units", int, 128, "GRU units per direction", minimum=8),
+                    Option("rnn_layers", int, 2, "bidirectional GRU layers", minimum=1, maximum=8)),
+        "ctc-transformer": (Option("encoder_dim", int, 144, "width of the encoder (4 attention heads)", minimum=16),
+                            Option("encoder_layers", int, 4, "encoder layers", minimum=1, maximum=12)),
+    }
+
+    def default_learning_rate_for(self, model: str) -> float:
+        return 2e-3
+
+    def search_space(self, model: str) -> dict[str, dict]:
+        space = {"learning_rate": {"type": "float", "low": 3e-4, "high": 3e-3, "log": True},
+                 "dropout": {"type": "float", "low": 0.0, "high": 0.3},
+                 "batch_size": {"type": "categorical", "choices": [16, 32]}}
+        if model == "ctc-rnn":
+            space["rnn_units"] = {"type": "categorical", "choices": [96, 128, 160, 192]}
+        elif model == "ctc-transformer":
+            space["encoder_layers"] = {"type": "int", "low": 2, "high": 6}
+        return space
+
+    # ---- data ---------------------------------------------------------------------------
+
+    def load_data(self, config: RunConfig) -> Splits:
+        from workbench.data import speech, spoken_sentences, transcripts
+        from workbench.data.speech_synthesis import engines, notes
+        from workbench.home import data_cache
+        from workbench.models.ctc import output_frames
+
+        max_seconds = config.options["max_seconds"]
+        if config.dataset == "spoken-sentences":
+            speakers, utterances = config.options["speakers"], config.options["utterances"]
+            root = data_cache() / (f"spoken-sentences-{'+'.join(engines())}-{speakers}x{utterances}-"
+                                   f"{max_seconds:g}s-seed{config.seed}")
+            spoken_sentences.generate(root, speakers, utterances, config.seed, max_seconds, HELD_OUT)
+            source = transcripts.load_tsv(str(root / spoken_sentences.MANIFEST))
+            source.notes += notes(root)
+        elif config.dataset.startswith("tsv:"):
+            source = transcripts.load_tsv(config.dataset.removeprefix("tsv:"))
+        else:
+            source = transcripts.load_folder(config.dataset.removeprefix("folder:"))
+        max_samples = int(round(max_seconds * 16_000))
+        waves = transcripts.padded(source.waves, source.files, max_samples)
+        frames = output_frames(max_samples)
+        too_long = [f for f, t in zip(source.files, source.texts)
+                    if len(t) + sum(a == b for a, b in zip(t, t[1:])) > frames]
+        if too_long:
+            raise DataError(f"transcribed speech: {len(too_long)} transcript(s) have more characters than the "
+                            f"model's {frames} output frames for {max_seconds:g} s: {transcripts.named(too_long)}")
+        labels = transcripts.encode(source.texts, max(len(t) for t in source.texts))
+        train, val, test = speech.split_by_speaker(source, config.validation_split, HELD_OUT[1], config.seed)
+        if min(len(train), len(val), len(test)) == 0:
+            raise DataError(f"transcribed speech {source.source}: a split is empty "
+                            f"(train {len(train)}, validation {len(val)}, test {len(test)} clips)")
+        texts, kinds = np.array(source.texts, dtype=object), source.kinds
+        return Splits(waves[train], labels[train], waves[val], labels[val], waves[test], labels[test],
+                      class_names=["<blank>", *transcripts.ALPHABET], name=config.dataset.split("/")[-1],
+                      source=source.source, notes=source.notes,
+                      extras={"max_samples": max_samples, "decoding": config.options["decoding"],
+                              "beam_width": config.options["beam_width"], "train_texts": list(texts[train]),
+                              "test_texts": list(texts[test]), "test_kinds": kinds[test],
+                              "test_speakers": source.speakers[test],
+                              "speakers": {name: sorted(set(source.speakers[idx]))
+                                           for name, idx in (("train", train), ("validation", val), ("test", test))}})
+
+    def train_augmentation(self, data: Splits, config: RunConfig):
+        """Background noise (white, pink, brown, hum) at a random SNR over the whole padded clip,
+        on most examples, and a random gain: drawn anew for every example and epoch."""
+        import tensorflow as tf
+
+        from workbench.data.speech_synthesis import background_noises
+
+        noise = tf.constant(np.concatenate(list(background_noises(np.random.default_rng(config.seed)).values())))
+        samples = data.extras["max_samples"]
+
+        def augment(wave, label):
+            start = tf.random.uniform((), 0, tf.shape(noise)[0] - samples, dtype=tf.int32)
+            segment = noise[start:start + samples]
+            voiced = tf.maximum(tf.reduce_sum(tf.cast(tf.abs(wave) > 1e-3, tf.float32)), 1.0)
+            power = tf.maximum(tf.reduce_sum(wave ** 2) / voiced, 1e-4)  # of the speech, not the padding
+            snr = tf.random.uniform((), *SNR_DB)
+            scale = tf.sqrt(power / ((tf.reduce_mean(segment ** 2) + 1e-12) * 10 ** (snr / 10)))
+            wave = wave + scale * segment * tf.cast(tf.random.uniform(()) < NOISE_PROBABILITY, tf.float32)
+            return wave * tf.random.uniform((), *GAIN_RANGE), label
+
+        return augment
+
+    def preview(self, data: Splits) -> list:
+        """A few training clips: spectrogram with the transcript, and a player for each."""
+        from IPython.display import Audio
+
+        from workbench.tasks.transcribe_figures import spectrogram_with_path
+
+        texts = data.extras["train_texts"]
+        return [item for k in range(min(3, len(texts)))
+                for item in (spectrogram_with_path(data.x_train[k], texts[k]), Audio(data.x_train[k], rate=16_000))]
+
+    # ---- models -------------------------------------------------------------------------
+
+    def build_model(self, config: RunConfig, data: Splits):
+        from workbench.models import ctc
+
+        o = config.options
+        return ctc.build(config, data.extras["max_samples"], data.num_classes, 7600.0, o.get("rnn_units", 128),
+                         o.get("rnn_layers", 2), o.get("encoder_dim", 144), o.get("encoder_layers", 4),
+                         name=f"{self.name}_{config.model.replace('-', '_')}")
+
+    def output_width(self, config: RunConfig, data: Splits) -> int:
+        return data.num_classes
+
+    def check_model_output(self, model, config: RunConfig, data: Splits) -> None:
+        from workbench.errors import ConfigError
+
+        shape = model.output_shape
+        if not isinstance(shape, tuple) or len(shape) != 3 or shape[-1] != data.num_classes:
+            raise ConfigError("model", config.model, f"a model whose output is (batch, frames, {data.num_classes}) "
+                              f"character logits (blank first) for task '{self.name}'; it outputs {shape}")
+
+    def metrics(self, config: RunConfig, data: Splits) -> list:
+        return []
+
+    def compile(self, model, config: RunConfig, data: Splits, replicas: int = 1) -> None:
+        from workbench.models.compiling import make_optimizer
+        from workbench.models.ctc import ctc_loss
+
+        steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+        optimizer = make_optimizer(config, steps_per_epoch)
+        optimizer.clipnorm = self.clip_norm
+        model.compile(optimizer=optimizer, loss=ctc_loss,
+                      jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+
+    def exported_model(self, model, data: Splits):
+        return self.transcriber(model, data), data.x_test[:2]
+
+    def transcriber(self, model, data: Splits):
+        """The network without its loss, with what decoding needs."""
+        import keras
+
+        from workbench.data.transcripts import ALPHABET
+        from workbench.models.transcriber import Transcriber
+
+        settings = {"alphabet": ALPHABET, "sample_rate": 16_000, "max_samples": data.extras["max_samples"],
+                    "decoding": data.extras.get("decoding", "greedy"), "beam_width": data.extras.get("beam_width", 16)}
+        return Transcriber(keras.Model(model.inputs, model.outputs), settings)
+
+    # ---- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self, model, data: Splits, config: RunConfig) -> Evaluation:
+        from workbench.tasks import transcribe_figures as figures
+
+        served = self.transcriber(model, data)
+        logits = served.logits(data.x_test)
+        hypotheses = served.texts(logits)
+        references = data.extras["test_texts"]
+        report = Evaluation(metrics=error_rates(references, hypotheses, data.extras["test_kinds"], "test"))
+        picked = baseline_indices(data, config)
+        report.metrics["test_wer_on_baseline_clips"] = error_rates(
+            [references[i] for i in picked], [hypotheses[i] for i in picked], None, "x")["x_wer"]
+        report.metrics["test_speakers"] = float(len(data.extras["speakers"]["test"]))
+        report.tables["worst_transcriptions"] = figures.worst_table(
+            references, hypotheses, data.extras["test_speakers"], data.extras["test_kinds"], WORST_SHOWN)
+        report.tables["test_transcriptions"] = figures.worst_table(
+            references, hypotheses, data.extras["test_speakers"], data.extras["test_kinds"], len(references))
+        k = int(np.argmax([len(r) for r in references[:20]]))
+        report.figures["ctc_alignment"] = figures.spectrogram_with_path(
+            data.x_test[k], references[k], logits[k], hypotheses[k], served.settings["alphabet"])
+        return report
+
+    def baseline(self, data: Splits, config: RunConfig) -> dict[str, float]:
+        from workbench.models import sphinx
+
+        picked = baseline_indices(data, config)
+        waves = data.x_test[picked]
+        references = [data.extras["test_texts"][i] for i in picked]
+        kinds = data.extras["test_kinds"][picked]
+        trained, missing = sphinx.transcribe_with_training_lm(waves, data.extras["train_texts"])
+        metrics = error_rates(references, trained, kinds, "baseline")
+        default = error_rates(references, sphinx.transcribe(waves), kinds, "baseline")
+        metrics.update({f"{k}_default_lm": v for k, v in default.items()})
+        metrics.update({"baseline_clips": float(len(picked)), "baseline_missing_words": float(len(missing))})
+        return metrics
+
+
+def baseline_indices(data: Splits, config: RunConfig) -> np.ndarray:
+    """The test clips PocketSphinx decodes: taken in turn from each kind and speaker, so a few
+    clips still cover them all."""
+    kinds, speakers = data.extras["test_kinds"], data.extras["test_speakers"]
+    limit = config.options.get("baseline_clips", 0) or len(kinds)
+    seen: dict[tuple, int] = {}
+    rank = []
+    for kind, speaker in zip(kinds, speakers):
+        rank.append(seen.get((kind, speaker), 0))
+        seen[(kind, speaker)] = rank[-1] + 1
+    order = sorted(range(len(kinds)), key=lambda i: (rank[i], i))
+    return np.array(sorted(order[:limit]), dtype=np.int64)
+
+
+def error_rates(references: list[str], hypotheses: list[str], kinds, prefix: str) -> dict[str, float]:
+    """`{prefix}_wer` and `{prefix}_cer` over all clips, and per kind of sentence when known."""
+    import jiwer
+
+    out = {f"{prefix}_wer": float(jiwer.wer(references, hypotheses)),
+           f"{prefix}_cer": float(jiwer.cer(references, hypotheses))}
+    for kind in sorted(set(kinds.tolist()) - {""}) if kinds is not None else ():
+        chosen = [i for i, k in enumerate(kinds) if k == kind]
+        out[f"{prefix}_wer_{kind}"] = float(jiwer.wer([references[i] for i in chosen], [hypotheses[i] for i in chosen]))
+        out[f"{prefix}_cer_{kind}"] = float(jiwer.cer([references[i] for i in chosen], [hypotheses[i] for i in chosen]))
+    return out
