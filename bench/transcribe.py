@@ -14,34 +14,17 @@ beside them. Prints Markdown rows for BENCHMARKS.md.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from mlflow.tracking import MlflowClient
+from fresh_run import train_in_fresh_home
 
 KINDS = ("digits", "commands", "sentences")
 GOALS = {"digits": 0.10, "commands": 0.10, "sentences": 0.25}  # WER on the held-out voices
 
 
 def run(model: str, seed: int) -> tuple[dict[str, float], float, str]:
-    home = Path(tempfile.mkdtemp(prefix="wb-transcribe-"))
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
     flags = ["--task", "transcribe", "--model", model, "--seed", str(seed)]
-    started = time.perf_counter()
-    log = home / "train.log"
-    with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", *flags],
-                              env=env, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(flags)} failed (exit {done.returncode}):\n{log.read_text()[-3000:]}")
-    minutes = (time.perf_counter() - started) / 60
-    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
-    (found,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    home, client, found, minutes = train_in_fresh_home(flags, "wb-transcribe-")
     epochs = len(client.get_metric_history(found.info.run_id, "epoch_seconds"))
     print(f"home: {home}", file=sys.stderr)
     return found.data.metrics, minutes, f"{epochs} of {found.data.params['epochs']}"

@@ -85,6 +85,7 @@ class SpeechTask(ClassificationTask):
         recordings, else from generated white, pink and brown noise and hum."""
         import tensorflow as tf
 
+        from workbench.data.noise_mixing import noisy
         from workbench.data.speech_synthesis import background_noises
 
         noises = data.extras.get("noises") or list(background_noises(np.random.default_rng(config.seed)).values())
@@ -106,13 +107,8 @@ class SpeechTask(ClassificationTask):
             read = (1 - weight) * tf.gather(padded, index) + weight * tf.gather(padded, index + 1)
             wave = tf.where((position >= 0) & (position <= samples - 1), read, 0.0)
 
-            start = tf.random.uniform((), 0, tf.shape(noise)[0] - samples, dtype=tf.int32)
-            segment = noise[start:start + samples]
             power = tf.maximum(tf.reduce_mean(wave ** 2), 1e-4)  # a silent clip still gets audible noise
-            snr = tf.random.uniform((), *SNR_DB)
-            scale = tf.sqrt(power / ((tf.reduce_mean(segment ** 2) + 1e-12) * 10 ** (snr / 10)))
-            wave = wave + scale * segment * tf.cast(tf.random.uniform(()) < NOISE_PROBABILITY, tf.float32)
-            return wave * tf.random.uniform((), *GAIN_RANGE), label
+            return noisy(wave, noise, samples, power, SNR_DB, NOISE_PROBABILITY, GAIN_RANGE), label
 
         return augment
 

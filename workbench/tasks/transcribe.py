@@ -124,20 +124,16 @@ class TranscribeTask(Task):
         on most examples, and a random gain: drawn anew for every example and epoch."""
         import tensorflow as tf
 
+        from workbench.data.noise_mixing import noisy
         from workbench.data.speech_synthesis import background_noises
 
         noise = tf.constant(np.concatenate(list(background_noises(np.random.default_rng(config.seed)).values())))
         samples = data.extras["max_samples"]
 
         def augment(wave, label):
-            start = tf.random.uniform((), 0, tf.shape(noise)[0] - samples, dtype=tf.int32)
-            segment = noise[start:start + samples]
             voiced = tf.maximum(tf.reduce_sum(tf.cast(tf.abs(wave) > 1e-3, tf.float32)), 1.0)
             power = tf.maximum(tf.reduce_sum(wave ** 2) / voiced, 1e-4)  # of the speech, not the padding
-            snr = tf.random.uniform((), *SNR_DB)
-            scale = tf.sqrt(power / ((tf.reduce_mean(segment ** 2) + 1e-12) * 10 ** (snr / 10)))
-            wave = wave + scale * segment * tf.cast(tf.random.uniform(()) < NOISE_PROBABILITY, tf.float32)
-            return wave * tf.random.uniform((), *GAIN_RANGE), label
+            return noisy(wave, noise, samples, power, SNR_DB, NOISE_PROBABILITY, GAIN_RANGE), label
 
         return augment
 
