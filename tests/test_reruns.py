@@ -49,6 +49,12 @@ def test_bad_reruns_are_clear_errors_and_train_nothing(home):
         result = run_cli("rerun", original.info.run_id, "--in-process", *flags)
         assert result.returncode == 2 and f"invalid value for '{field}'" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+    # A real run id, but of another home's store: named as not in this store, and nothing trained there.
+    other = home.parent / "other-home"
+    elsewhere = run_cli("rerun", original.info.run_id, "--in-process", env={"WORKBENCH_HOME": str(other)})
+    assert elsewhere.returncode == 2 and "invalid value for 'run'" in elsewhere.stderr, elsewhere.stderr
+    assert str(other) in elsewhere.stderr and "Traceback" not in elsewhere.stderr
+    assert all_runs(other) == []
     assert len(all_runs(home)) == 1
 
 

@@ -128,8 +128,7 @@ class RunConfig:
         _require(0 < self.validation_split < 1, "validation_split", self.validation_split, "a number in (0, 1)")
         _require(self.strategy in STRATEGIES, "strategy", self.strategy, ", ".join(STRATEGIES))
         _require(self.precision in PRECISIONS, "precision", self.precision, ", ".join(PRECISIONS))
-        _require(len(self.experiment) <= MAX_NAME_LENGTH and self.experiment.isprintable(), "experiment",
-                 self.experiment, f"a printable name of at most {MAX_NAME_LENGTH} characters")
+        check_name("experiment", self.experiment)
         _require(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution, "an integer >= 1")
 
 @dataclass(frozen=True)
@@ -172,6 +171,16 @@ class Option:
         if self.maximum is not None:
             return f"{kind} <= {self.maximum}"
         return kind
+
+
+def check_name(field_name: str, value: Any, limit: int = MAX_NAME_LENGTH, forbidden: str = "") -> str:
+    """`value` if it is a printable name within MLflow's limits (at most `limit` characters, none of
+    those in `forbidden`); else a ConfigError naming `field_name` and what is allowed."""
+    ok = isinstance(value, str) and value.isprintable() and len(value) <= limit
+    ok = ok and not any(c in value for c in forbidden)
+    without = f" without {' or '.join(forbidden)}" if forbidden else ""
+    _require(ok, field_name, value, f"a printable name{without} of at most {limit} characters")
+    return value
 
 
 def _require(ok: bool, name: str, value: Any, allowed: str) -> None:

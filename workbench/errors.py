@@ -1,5 +1,6 @@
 """Errors that end a command with a message instead of a traceback (the map to exit codes is in
-workbench.cli): bad input, exit 2; a resource another process holds, exit 1; a diverged run."""
+workbench.cli): bad input, exit 2; a resource another process holds, exit 1; a diverged run; a stop
+by SIGTERM, exit 143."""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ class DataError(BadInput):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run ends FAILED with this message."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (`timeout`, systemd, Kubernetes, the launcher's Stop), raised where the program is, so
+    every `except KeyboardInterrupt` ends its runs KILLED; `interruption` tells it from Ctrl-C."""
+
+
+def interruption(exc: BaseException) -> str:
+    """The reason a run ends KILLED with when `exc` (a KeyboardInterrupt) stopped it."""
+    return "stopped by SIGTERM" if isinstance(exc, Stopped) else "interrupted by the user"

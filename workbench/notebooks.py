@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import RunConfig
+from workbench.errors import interruption
 from workbench.home import NOTEBOOKS_DIR, executed_notebooks
 from workbench import handoff
 from workbench.handoff import RUN_ID_FILE_ENV
@@ -201,7 +202,7 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
     run_id = run_id or handoff.given_run_id()
     pending = executed_notebooks() / f"train-{run_id or time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.ipynb"
     _import_papermill()
-    error = None
+    error, killed = None, False
     with tempfile.TemporaryDirectory(prefix="workbench-run-") as folder:
         id_file = Path(folder) / "run_id"
         kernel_done = threading.Event()
@@ -211,8 +212,8 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
             with environment({RUN_ID_FILE_ENV: str(id_file)}):
                 error = execute(NOTEBOOKS_DIR / "train.ipynb", {**config.to_dict(), "run_id": run_id}, pending,
                                 cell_timeout, echo)
-        except KeyboardInterrupt:
-            error = "interrupted by the user"
+        except KeyboardInterrupt as exc:
+            error, killed = interruption(exc), True
             # nbclient's kernel-alive poll then finds the kernel it shut down gone, and asyncio would
             # print that task's DeadKernelError at exit: expected here, not news to the user.
             logging.getLogger("asyncio").setLevel(logging.CRITICAL)
@@ -231,8 +232,11 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
                 run_id = run_id or tracking.create_run(config)
                 executed = pending.replace(pending.with_name(f"train-{run_id}.ipynb")) if pending.exists() else pending
                 html = attach(run_id, executed)
-                if error:
-                    tracking.end_run(run_id, error, status="KILLED" if error.startswith("interrupted") else "FAILED")
+                if killed:  # the kernel may have tagged its interruption generically: say what stopped it
+                    tracking.client().set_tag(run_id, tracking.ERROR_TAG, error)
+                    tracking.end_run(run_id, error, status="KILLED")
+                elif error:
+                    tracking.end_run(run_id, error, status="FAILED")
                 elif tracking.run_status(run_id) == "RUNNING":  # the kernel always ends it; be safe
                     tracking.end_run(run_id)
     if run_id is None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.config import RunConfig
-from workbench.errors import BadInput, ConfigError
+from workbench.config import MAX_SEED, RunConfig
+from workbench.errors import BadInput, ConfigError, interruption
 from workbench.statistics import Summary, summarize
 from workbench.tasks import get_task
 from workbench.tasks.configure import make_config
@@ -41,10 +41,14 @@ class GroupResult:
 
 
 def seed_list(first: int, seeds: Any) -> list[int]:
-    """seeds N -> first, first+1, ..., first+N-1 (a checked count: ConfigError otherwise)."""
+    """seeds N -> first, first+1, ..., first+N-1 (a checked count: ConfigError otherwise, also when
+    the last seed would pass MAX_SEED)."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError("seeds", seeds, "an integer >= 1: runs of one configuration with seeds "
                                           "seed, seed+1, ...")
+    if first + seeds - 1 > MAX_SEED:
+        raise ConfigError("seeds", seeds, f"at most {MAX_SEED - first + 1} with seed {first}: the seeds "
+                                          f"seed, seed+1, ..., seed+N-1 must stay in 0..{MAX_SEED} (2**32 - 1)")
     return [first + i for i in range(seeds)]
 
 
@@ -80,8 +84,8 @@ def train_seeds(config: RunConfig | dict | str | None = None, seeds: int = 5, *,
             if error:
                 result.failed[seed] = error
         result.summaries = summarize_group(parent, config)
-    except KeyboardInterrupt:
-        tracking.end_run(parent, "interrupted by the user", status="KILLED")
+    except KeyboardInterrupt as exc:
+        tracking.end_run(parent, interruption(exc), status="KILLED")
         raise
     except stopped_early as exc:
         tracking.client().set_tag(parent, "stopped", type(exc).__name__)

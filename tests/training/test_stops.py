@@ -49,9 +49,38 @@ def test_sigterm_ends_the_run_killed_with_one_line(home, path):
     assert err.strip().splitlines()[-1] == "workbench train: stopped by SIGTERM"
     assert "Traceback" not in err and "Kernel died" not in err
     run = client(home).get_run(run_id)
-    assert run.info.status == "KILLED" and run.data.tags["error"]
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "stopped by SIGTERM"
     if not path:  # the notebook, as far as it ran, is attached to the run
         assert any(a.path.endswith(".ipynb") for a in client(home).list_artifacts(run_id, "notebook"))
+
+
+def _step_process(runner: subprocess.Popen, timeout: float = 120):
+    """The runner's step process (`python -m workbench.pipelines.attempts`), once it started."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while True:
+        steps = [p for p in psutil.Process(runner.pid).children() if "workbench.pipelines.attempts" in p.cmdline()]
+        if steps:
+            return steps[0]
+        assert runner.poll() is None and time.time() < deadline, "the step never started"
+        time.sleep(0.3)
+
+
+def test_sigterm_stops_a_pipeline_like_ctrl_c_and_exits_143_with_one_line(home, tmp_path):
+    pipeline = tmp_path / "slow.yaml"
+    pipeline.write_text("name: slow\nsteps:\n  wait:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n"
+                        "    parameters: {pause: 300}\n")
+    runner = subprocess.Popen([sys.executable, "-m", "workbench", "pipeline", "run", str(pipeline)], cwd=ROOT,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    step = _step_process(runner)
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 143, err[-3000:]
+    assert err.strip().splitlines()[-1] == "workbench pipeline: stopped by SIGTERM"
+    assert "stopped by SIGTERM: stopping the running steps" in out and "Traceback" not in err
+    step.wait(timeout=30)
+    assert sorted(r.info.status for r in all_runs(home)) == ["KILLED", "KILLED"]  # pipeline and step
 
 
 def test_three_trainings_started_together_on_a_new_home_all_finish(home):
@@ -101,18 +130,12 @@ def test_a_full_disk_ends_the_run_failed_naming_the_file_and_resume_works_once_f
 
 
 def test_a_pipeline_runner_killed_outright_takes_its_step_along_and_its_runs_are_closed(home, tmp_path):
-    import psutil
-
     pipeline = tmp_path / "slow.yaml"
     pipeline.write_text("name: slow\nsteps:\n  wait:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n"
                         "    parameters: {pause: 300}\n")
     runner = subprocess.Popen([sys.executable, "-m", "workbench", "pipeline", "run", str(pipeline)], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not [p for p in psutil.Process(runner.pid).children() if "workbench.pipelines.attempts" in p.cmdline()]:
-        assert runner.poll() is None and time.time() < deadline, "the step never started"
-        time.sleep(0.3)
-    (step,) = [p for p in psutil.Process(runner.pid).children() if "workbench.pipelines.attempts" in p.cmdline()]
+    step = _step_process(runner)
     runner.kill()
     runner.wait()
     step.wait(timeout=30)  # dies with its runner, instead of training on without a timeout
@@ -126,3 +149,23 @@ def test_a_pipeline_runner_killed_outright_takes_its_step_along_and_its_runs_are
     assert after.stdout.count("FAILED, process lost") == 2
     lost = [r for r in all_runs(home) if r.data.tags.get("error", "").startswith("process lost")]
     assert len(lost) == 2 and {r.info.status for r in lost} == {"FAILED"}
+
+
+def test_a_tuning_study_killed_outright_has_its_study_and_trial_runs_closed_by_the_next_command(home):
+    tune = subprocess.Popen([sys.executable, "-m", "workbench", "tune", "--in-process", *SLOW_TRAINING,
+                             "--trials", "3", "--pruner", "none", "--study", "killed"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_an_epoch(home, tune)  # the study's parent run and its first trial's run are open now
+    tune.kill()
+    tune.wait()
+    open_runs = [r for r in all_runs(home) if r.info.status == "RUNNING"]
+    assert len(open_runs) >= 2 and any(r.data.tags.get("optuna.trial") for r in open_runs)
+
+    after = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
+                            "--model", "mlp", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert after.stdout.count("FAILED, process lost") == len(open_runs)
+    assert not [r for r in all_runs(home) if r.info.status == "RUNNING"]  # no run is left RUNNING
+    for run in open_runs:
+        closed = client(home).get_run(run.info.run_id)
+        assert closed.info.status == "FAILED" and closed.data.tags["error"].startswith("process lost")

@@ -17,7 +17,7 @@ import sys
 
 from workbench.cli import compare, demo, diff, pipelines, rerun, servers, train, tune
 from workbench.cli.flags import model_option_flags
-from workbench.errors import BadInput, Busy
+from workbench.errors import BadInput, Busy, Stopped
 
 EXIT_CODES = ((BadInput, 2, "error: "), (Busy, 1, ""))  # what each error class exits with, and its prefix
 
@@ -47,10 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so every `except KeyboardInterrupt` ends its runs KILLED."""
 
 
 def _stop(signum, frame):

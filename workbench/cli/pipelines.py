@@ -1,12 +1,12 @@
 """`workbench pipeline run|validate`, `workbench schedule add|list|remove` and `workbench scheduler`.
 Exit codes: 0 success, 1 a step failed (or the pipeline is already running), 2 bad input before
-anything ran, 130 interrupted (the map is in workbench.cli)."""
+anything ran, 130 interrupted, 143 stopped by SIGTERM (the map is in workbench.cli)."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 
+from workbench.errors import Stopped
 from workbench.pipelines.cron import CRON_HELP, describe_trigger
 from workbench.pipelines.introspect import display_path
 from workbench.pipelines.results import KILLED
@@ -77,18 +77,17 @@ def run_file(file: str, params: dict | None = None, force: bool = False, max_par
         raise PipelineError(f"--max-parallel: {max_parallel}: an integer >= 1")
     executor = make_executor(executor_kind, address)
     ensure_kernel()
-    signal.signal(signal.SIGTERM, _interrupted)  # e.g. a CronJob's deadline: stop steps cleanly, as Ctrl-C does
+    # SIGTERM (e.g. a CronJob's deadline) raises workbench.errors.Stopped (workbench.cli installs it):
+    # the runner stops the steps cleanly, as for Ctrl-C, and the command then exits 143 saying so.
     try:
         result = run_pipeline(pipeline, force=force, max_parallel=max_parallel, executor=executor)
     finally:
         executor.close()
+    if isinstance(result.interruption, Stopped):
+        raise result.interruption
     if result.status == KILLED:
         return 130
     return 0 if result.ok else 1
-
-
-def _interrupted(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def add_schedule_commands(subparsers) -> None:

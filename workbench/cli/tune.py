@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import signal
 import sys
 import time
 
@@ -55,14 +57,17 @@ def tuning_arguments(args: argparse.Namespace) -> dict:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from workbench.tuning import default_study_name, tune
+    from workbench.seeds import seed_list
+    from workbench.tuning import study_name_for, tune
 
     arguments = tuning_arguments(args)
     base = make_config({k: v for k, v in arguments.items() if k not in TUNING_ARGUMENTS})
+    study_name = study_name_for(args.study, base)  # a bad name or seed count: exit 2 before any study or run
+    seed_list(base.seed, args.seeds)
     if args.in_process:
         result = tune(**arguments)
     else:
-        result = tune_with_notebook(arguments, base, default_study_name(base), args.cell_timeout)
+        result = tune_with_notebook(arguments, base, study_name, args.cell_timeout)
     if result is None:
         return 1
     print(f"\nstudy {result.study_name}: {result.counts}")
@@ -76,7 +81,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def tune_with_notebook(arguments: dict, base: RunConfig, default_name: str, cell_timeout: int):
+def tune_with_notebook(arguments: dict, base: RunConfig, study_name: str, cell_timeout: int):
     """Execute notebooks/tune.ipynb; attach it to the study's parent run; return the study's outcome."""
     from workbench import tracking
     from workbench.home import NOTEBOOKS_DIR, executed_notebooks
@@ -88,8 +93,8 @@ def tune_with_notebook(arguments: dict, base: RunConfig, default_name: str, cell
     from workbench.tasks import get_task
 
     load_space(arguments["search_space"], get_task(base.task).search_space(base.model), base)  # fail early
-    study_name = arguments["study"] or default_name
-    executed = executed_notebooks() / f"tune-{study_name}-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
+    file_name = re.sub(r"[^\w.-]", "_", study_name, flags=re.ASCII)[:100]  # a study name may hold / and run long
+    executed = executed_notebooks() / f"tune-{file_name}-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
     config = {k: v for k, v in arguments.items() if k in base.to_dict()}
     parameters = {**{k: v for k, v in arguments.items() if k not in config}, "study": study_name, "config": config}
     error = execute(NOTEBOOKS_DIR / "tune.ipynb", parameters, executed, cell_timeout)
@@ -118,5 +123,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from workbench.tuning.storage import open_storage, redacted
 
     print(f"optuna-dashboard on http://{args.host}:{args.port} over {redacted(args.storage)}", flush=True)
+    # The dashboard opens no runs, so SIGTERM may end it at once. Raising it as an exception instead
+    # can land inside a request, where wsgiref's handler swallows it and the server never stops.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     optuna_dashboard.run_server(open_storage(args.storage), host=args.host, port=args.port)
     return 0

@@ -8,11 +8,13 @@ column: a language model has no labels to ask for. Duplicate texts are dropped b
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from workbench.data.utf8 import read_utf8
 from workbench.errors import DataError
 
 ALLOWED = "fortunes, rotten-tomatoes, folder:PATH (.txt files) or csv:PATH (a text column)"
@@ -51,24 +53,21 @@ def _folder(dataset: str, root: Path) -> Documents:
     if not root.is_dir():
         raise DataError(f"dataset '{dataset}': {root} is not a directory (allowed: {ALLOWED})")
     files = sorted(root.rglob("*.txt"))
-    texts = []
-    for file in files:
-        try:
-            texts.append(file.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"dataset '{dataset}': {file} is not UTF-8 text ({exc.reason})") from None
+    texts = [read_utf8(file, f"dataset '{dataset}'") for file in files]
     return _kept(dataset, texts, str(root.resolve()), f"{len(files)} .txt files, none with text")
 
 
 def _csv(dataset: str, file: Path, column: str) -> Documents:
     if not file.is_file():
         raise DataError(f"dataset '{dataset}': {file} is not a file (allowed: {ALLOWED})")
-    with file.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(read_utf8(file, f"dataset '{dataset}'"), newline=""))
+    try:
         if column not in (reader.fieldnames or []):
             raise DataError(f"dataset '{dataset}': {file} has no '{column}' column (columns: "
                             f"{', '.join(reader.fieldnames or [])}; choose another with text_column)")
         texts = [row[column] or "" for row in reader]
+    except csv.Error as exc:
+        raise DataError(f"dataset '{dataset}': {file} line {reader.line_num}: {exc}") from None
     return _kept(dataset, texts, str(file.resolve()), f"{len(texts)} rows, none with text in '{column}'")
 
 

@@ -9,6 +9,7 @@ so a frame-level random split would leak the test set into training.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.data.splits import DataError
+from workbench.data.utf8 import read_utf8
 
 FRAME_SIZE = 96
 TEST_FRACTION = 0.2        # of tracks (carracing) or log segments (udacity)
@@ -134,8 +136,11 @@ def read_driving_log(csv_path: Path, cameras: tuple[str, ...]) -> list[_LogRow]:
     """Rows of a driving_log.csv (header optional); steering checked, image files resolved."""
     if not csv_path.is_file():
         raise DataError(f"udacity driving log {csv_path} does not exist (expected a driving_log.csv)")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        lines = [(number, row) for number, row in enumerate(csv.reader(handle), 1) if any(c.strip() for c in row)]
+    reader = csv.reader(io.StringIO(read_utf8(csv_path, "udacity driving log"), newline=""))
+    try:
+        lines = [(number, row) for number, row in enumerate(reader, 1) if any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise DataError(f"{csv_path}, row {reader.line_num}: {exc}") from None
     if lines and len(lines[0][1]) > 3 and _number(lines[0][1][3]) is None:
         lines = lines[1:]  # a header row (center,left,right,steering,...)
     if not lines:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.data.splits import DataError
+from workbench.data.utf8 import read_utf8
 
 SAMPLE_RATE = 16_000
 NOISE_FOLDER = "_background_noise_"
@@ -144,8 +145,8 @@ def load_speech_folder(path: str) -> SpeechSource:
     listed = {}
     for list_name, split in (("validation_list.txt", "validation"), ("testing_list.txt", "test")):
         if (root / list_name).exists():
-            listed.update({line.strip(): split for line in (root / list_name).read_text().splitlines()
-                           if line.strip()})
+            lines = read_utf8(root / list_name, "speech folder dataset").splitlines()
+            listed.update({line.strip(): split for line in lines if line.strip()})
     waves, labels, speakers, splits, rates, peaks, skipped = [], [], [], [], [], [], []
     for label, class_dir in enumerate(class_dirs):
         files = audio_files(class_dir)

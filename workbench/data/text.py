@@ -19,6 +19,7 @@ import numpy as np
 
 from workbench.data.packaged import packaged_file
 from workbench.data.splits import DataError
+from workbench.data.utf8 import read_utf8
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 FORTUNE_TOPICS = ("art", "computers", "people", "politics", "science", "work")
@@ -121,10 +122,7 @@ def load_text_folder(path: str) -> TextSource:
             raise DataError(f"text folder dataset: class folder {class_dir} has no .txt files")
         total += len(files)
         for file in files:
-            try:
-                text = file.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"text folder dataset: {file} is not UTF-8 text ({exc.reason})") from None
+            text = read_utf8(file, "text folder dataset")
             if not text.strip():
                 empty.append(str(file.relative_to(root)))
                 warnings.warn(f"skipping empty text file {file}", stacklevel=2)
@@ -149,12 +147,7 @@ def load_text_csv(path: str, text_column: str = "text", label_column: str = "lab
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataError(f"csv dataset: {file} is not a file")
-    try:
-        content = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"csv dataset: {file} is not UTF-8 text: byte {exc.start} ({exc.object[exc.start:exc.start + 1]!r})"
-                        f" cannot be decoded ({exc.reason}); save it as UTF-8") from None
-    reader = csv.DictReader(io.StringIO(content, newline=""))
+    reader = csv.DictReader(io.StringIO(read_utf8(file, "csv dataset"), newline=""))
     columns = reader.fieldnames or []
     for wanted, option in ((text_column, "text_column"), (label_column, "label_column")):
         if wanted not in columns:

@@ -36,6 +36,7 @@ class PipelineResult:
     steps: dict[str, StepResult]
     seconds: float
     folder: Path
+    interruption: BaseException | None = None  # the KeyboardInterrupt (or SIGTERM's Stopped) that ended it
 
     @property
     def ok(self) -> bool:

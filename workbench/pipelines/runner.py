@@ -10,6 +10,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Callable
 
+from workbench.errors import interruption
 from workbench.pipelines.attempts import Attempt, run_folder
 from workbench.pipelines.executors import Executor, LocalExecutor
 from workbench.pipelines.introspect import display_path
@@ -45,6 +46,7 @@ class _Runner:
         self.state = StepState()
         self.started = time.monotonic()
         self.date = time.strftime("%Y-%m-%d")
+        self.why = "interrupted"  # what stopped the pipeline, as step reasons say it
 
     def run(self) -> PipelineResult:
         from workbench.pipelines.runs import PipelineRun  # MLflow loads when a pipeline runs, not with the CLI
@@ -58,21 +60,21 @@ class _Runner:
                   f"MLflow run {self.run_id} (experiment {self.pipeline.experiment})")
         self.pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step")
         self.running: dict = {}
-        interrupted = False
+        interrupted = None
         try:
             try:
                 self._schedule()
-            except KeyboardInterrupt:
-                interrupted = True
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM raised as workbench.errors.Stopped
+                interrupted, self.why = exc, interruption(exc)
                 self.stop.set()
-                self.echo("interrupted: stopping the running steps")
+                self.echo(f"{self.why}: stopping the running steps")
                 self._schedule()  # drains: running steps see the stop and end KILLED
         finally:
             self.pool.shutdown(wait=True)
-            status = pipeline_status(self.results, interrupted)
+            status = pipeline_status(self.results, interrupted is not None)
             self.tree.close(status, self.results, time.monotonic() - self.started)
         result = PipelineResult(self.pipeline.name, self.run_id, status, self.results,
-                                time.monotonic() - self.started, folder)
+                                time.monotonic() - self.started, folder, interrupted)
         self.echo(summary_table(result))
         return result
 
@@ -90,7 +92,7 @@ class _Runner:
                     result.error = f"upstream step '{blocked[0]}' {self.results[blocked[0]].status}"
                     self.echo(self._line(name, f"SKIPPED: {result.error}"))
                 elif self.stop.is_set():
-                    result.status, result.error = KILLED, "not started: the pipeline was interrupted"
+                    result.status, result.error = KILLED, f"not started: the pipeline was {self.why}"
                 elif len(running) < self.max_parallel and all(self.results[n].status in SUCCEEDED
                                                               for n in step.needs):
                     running[self.pool.submit(self._run_step, step)] = name
@@ -140,7 +142,7 @@ class _Runner:
         total = step.retries + 1
         for number in range(1, total + 1):
             if self.stop.is_set():
-                result.status, result.error = KILLED, "the pipeline was interrupted"
+                result.status, result.error = KILLED, f"the pipeline was {self.why}"
                 return
             result.attempts = number
             self.echo(self._line(step.name, f"started (attempt {number} of {total})"))

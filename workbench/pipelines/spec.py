@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from workbench.config import MAX_NAME_LENGTH
 from workbench.errors import BadInput
 from workbench.home import NOTEBOOKS_DIR
 from workbench.pipelines.cron import check_cron
@@ -26,6 +27,9 @@ STEP_FIELDS = ("notebook", "parameters", "needs", "retries", "timeout", "gpu")
 DEFAULT_EXPERIMENT = "workbench-pipelines"
 MAX_FILE_BYTES = 1_000_000
 MAX_EXPANDED_VALUES = 100_000  # scalars, lists and mappings, with every alias written out
+# Pipeline and step names become MLflow run names (NAME-MMDD-HHMMSS), tag keys (step.NAME, at most
+# 250 characters) and file names (NAME-attemptN.outputs.json, at most 255 bytes): 200 fits them all.
+MAX_NAME = 200
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -88,8 +92,9 @@ def load_pipeline(path: str | Path, overrides: dict[str, str] | None = None) -> 
 
     _known_fields(document, TOP_LEVEL_FIELDS, "pipeline", fail)
     name = document.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        raise fail("name", f"{name!r}: required, the pipeline's name (letters, digits, '.', '-' and '_')")
+    if not isinstance(name, str) or not NAME.match(name) or len(name) > MAX_NAME:
+        raise fail("name", f"{_shown(name)}: required, the pipeline's name (letters, digits, '.', '-' and '_'; "
+                           f"at most {MAX_NAME} characters)")
     parameters = document.get("parameters") or {}
     if not isinstance(parameters, dict) or not all(isinstance(k, str) and IDENTIFIER.match(k) for k in parameters):
         raise fail("parameters", "a mapping of parameter names (letters, digits, _) to default values")
@@ -107,16 +112,19 @@ def load_pipeline(path: str | Path, overrides: dict[str, str] | None = None) -> 
     if schedule is not None:
         check_cron(schedule, lambda message: fail("schedule", message))
     experiment = document.get("experiment", DEFAULT_EXPERIMENT)
-    if not isinstance(experiment, str) or not experiment.strip():
-        raise fail("experiment", "an MLflow experiment name")
+    if not isinstance(experiment, str) or not experiment.strip() or not experiment.isprintable() \
+            or len(experiment) > MAX_NAME_LENGTH:
+        raise fail("experiment", f"{_shown(experiment)}: an MLflow experiment name (printable, at most "
+                                 f"{MAX_NAME_LENGTH} characters)")
 
     raw_steps = document.get("steps")
     if not isinstance(raw_steps, dict) or not raw_steps:
         raise fail("steps", "a mapping of step names to steps (notebook, parameters, needs, ...)")
     steps = {}
     for step_name, raw in raw_steps.items():
-        if not isinstance(step_name, str) or not NAME.match(step_name):
-            raise fail(f"steps.{step_name}", "step names use letters, digits, '.', '-' and '_'")
+        if not isinstance(step_name, str) or not NAME.match(step_name) or len(step_name) > MAX_NAME:
+            raise fail(f"steps.{_shown(step_name)}", f"step names use letters, digits, '.', '-' and '_' (at most "
+                                                     f"{MAX_NAME} characters)")
         steps[step_name] = _load_step(step_name, raw, parameters,
                                       lambda where, message, s=step_name: fail(f"step '{s}'", f"{where}: {message}"
                                                                               if where else message))
@@ -130,6 +138,12 @@ def load_pipeline(path: str | Path, overrides: dict[str, str] | None = None) -> 
     for step in pipeline.steps.values():
         _check_config(step, parameters, lambda message, s=step.name: fail(f"step '{s}'", message))
     return pipeline
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as a message quotes it: its repr, cut short when long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
 
 
 def _known_fields(mapping: dict, allowed: tuple[str, ...], what: str, fail) -> None:

@@ -23,6 +23,7 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
 from workbench.config import RunConfig
+from workbench.errors import interruption
 from workbench import handoff
 from workbench.home import PROJECT_ROOT, home
 from workbench.procs import file_lock
@@ -338,7 +339,7 @@ def close_run(logger, error: BaseException | None = None, stopped_early: tuple[t
     if error is None:
         mlflow.end_run("FINISHED")
     elif isinstance(error, KeyboardInterrupt):
-        mlflow.set_tag(ERROR_TAG, "interrupted by the user")
+        mlflow.set_tag(ERROR_TAG, interruption(error))
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
     elif isinstance(error, stopped_early):
         mlflow.set_tag("stopped", type(error).__name__)

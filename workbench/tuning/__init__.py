@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.config import ConfigError, RunConfig
+from workbench.config import MAX_NAME_LENGTH, ConfigError, RunConfig, check_name
 from workbench.tasks.configure import make_config
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
@@ -36,8 +36,19 @@ class TuningResult:
     registration: Any = None
 
 
+MAX_STUDY_NAME = MAX_NAME_LENGTH - len("study-")  # the study's MLflow parent run is named study-NAME
+
+
 def default_study_name(config: RunConfig) -> str:
     return f"{config.task}-{config.dataset.split('/')[-1]}-{config.model}"
+
+
+def study_name_for(study: str | None, config: RunConfig) -> str:
+    """`study` checked (a ConfigError naming 'study': it must fit MLflow's run names and the quotes
+    of its searches), or the default name for `config`."""
+    if not study:
+        return default_study_name(config)
+    return check_name("study", study, MAX_STUDY_NAME, forbidden="'")
 
 
 def make_sampler(name: str, seed: int):
@@ -87,13 +98,13 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
         if not isinstance(value, int) or value < 1:
             raise ConfigError(name, value, allowed)
     seed_list(base.seed, seeds)  # a bad count is an error before the study exists
+    study_name = study_name_for(study, base)
     if sampler not in SAMPLERS:
         raise ConfigError("sampler", sampler, ", ".join(SAMPLERS))
     if pruner not in PRUNERS:
         raise ConfigError("pruner", pruner, ", ".join(PRUNERS))
     task_spec = get_task(base.task)
     space = load_space(search_space, task_spec.search_space(base.model), base)
-    study_name = study or default_study_name(base)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_object = open_storage(storage)

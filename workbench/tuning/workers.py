@@ -13,6 +13,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
+from workbench.config import MAX_SEED
 from workbench.tasks.configure import make_config
 from workbench.tuning.storage import WORKER_ATTR, open_storage, this_worker
 
@@ -96,6 +97,13 @@ def _tag_latest_child(tracking, parent_run_id: str, number: int, key: str, value
         client.set_tag(run.info.run_id, key, value)
 
 
+def sampler_seed(seed: int, index: int, held: int) -> int:
+    """The seed of worker `index`'s sampler on a study that holds `held` trials: workers differ by
+    index, and a continued study moves on past the proposals it already tried. It wraps around, as
+    numpy takes 0..MAX_SEED only."""
+    return (seed + index + 1000 * held) % (MAX_SEED + 1)
+
+
 def run_worker(study_name: str, storage_uri: str | None, data=None, index: int = 0) -> None:
     """Work on the study; `index` tells parallel workers apart so their samplers differ."""
     from workbench.tasks import get_task
@@ -106,9 +114,8 @@ def run_worker(study_name: str, storage_uri: str | None, data=None, index: int =
     base = make_config(settings["base"])
     study = optuna.load_study(study_name=study_name, storage=storage,
                               pruner=make_pruner(settings["pruner"], get_task(base.task).max_epochs(base)))
-    # Workers differ by index; a continued study moves on past the proposals it already tried.
     held = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(settings["sampler"], base.seed + index + 1000 * held)
+    study.sampler = make_sampler(settings["sampler"], sampler_seed(base.seed, index, held))
     if data is None:
         data = get_task(base.task).load_data(base)
     stop = {"now": False}
