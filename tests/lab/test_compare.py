@@ -11,8 +11,9 @@ from workbench.tasks.configure import make_config
 
 
 def logged_run(task: str, model: str, status: str, test_accuracy: float | None, curve: list[float],
-               **config_values) -> str:
-    """A run in the tracking store shaped like a training run: params, tags, per-epoch curve, test score."""
+               test_metric: str = "test_accuracy", curve_metric: str = "val_accuracy", **config_values) -> str:
+    """A run in the tracking store shaped like a training run: params, tags, per-epoch curve, test score
+    (`test_accuracy` holds the value of `test_metric`, the task's main metric)."""
     from mlflow.entities import Metric, Param, RunTag
 
     from workbench import tracking
@@ -20,9 +21,9 @@ def logged_run(task: str, model: str, status: str, test_accuracy: float | None, 
     config = make_config(task=task, model=model, **config_values)
     run_id = tracking.create_run(config)
     now = int(time.time() * 1000)
-    metrics = [Metric("val_accuracy", value, now + step, step) for step, value in enumerate(curve)]
+    metrics = [Metric(curve_metric, value, now + step, step) for step, value in enumerate(curve)]
     if test_accuracy is not None:
-        metrics.append(Metric("test_accuracy", test_accuracy, now, 0))
+        metrics.append(Metric(test_metric, test_accuracy, now, 0))
     tracking.client().log_batch(run_id, metrics=metrics,
                                 params=[Param(k, str(v)) for k, v in config.to_dict().items()],
                                 tags=[RunTag(k, getattr(config, k)) for k in ("task", "model", "dataset")])
@@ -130,3 +131,35 @@ def test_compare_notebook_shows_real_runs_and_records_the_best(home, tmp_path, m
     text = json.dumps(json.loads(executed.read_text())["cells"])
     assert "1 runs with test_accuracy in workbench-images" in text  # the FAILED run has no test score
     assert f"/runs/{trained.run_id}" in text and "image/png" in text
+
+
+@pytest.mark.slow
+def test_compare_notebook_judges_runs_by_their_tasks_main_metric_and_direction(home, tmp_path, monkeypatch):
+    """Word error rate: lower is better. With no metric given, the notebook takes the newest run's task's
+    main metric and direction, and draws the curve that task watches (val_loss: it has no val_accuracy)."""
+    from workbench.home import NOTEBOOKS_DIR
+    from workbench.notebooks import execute
+    from workbench.pipelines.outputs import OUTPUTS_ENV
+
+    logged_run("images", "cnn", "FINISHED", 0.95, [0.6, 0.9], dataset="digits")  # another task, another metric
+    worse = logged_run("transcribe", "ctc-rnn", "FINISHED", 0.40, [2.0, 1.5], test_metric="test_wer",
+                       curve_metric="val_loss", learning_rate=0.0001)
+    better = logged_run("transcribe", "ctc-rnn", "FINISHED", 0.20, [1.8, 1.0, 0.7], test_metric="test_wer",
+                        curve_metric="val_loss", learning_rate=0.003)
+    outputs = tmp_path / "outputs.json"
+    monkeypatch.setenv(OUTPUTS_ENV, str(outputs))
+    executed = tmp_path / "compare.ipynb"
+    error = execute(NOTEBOOKS_DIR / "compare.ipynb", {}, executed, echo=False)
+    assert error is None, error
+    assert json.loads(outputs.read_text()) == {"best_run_id": better}
+    text = json.dumps(json.loads(executed.read_text())["cells"])
+    assert "2 runs with test_wer in workbench-transcribe" in text
+    assert "judged by test_wer (lower is better), the main metric of task transcribe; learning curves of val_loss" \
+        in text
+    assert "left out: runs of images, which have no test_wer" in text
+    assert f"/runs/{better}" in text and f"/runs/{worse}" in text and "test_wer = 0.2000 (lower is better)" in text
+
+    # a threshold keeps the runs at least that good: for a lower-is-better metric, at most it
+    error = execute(NOTEBOOKS_DIR / "compare.ipynb", {"task": "transcribe", "threshold": 0.3}, executed, echo=False)
+    assert error is None, error
+    assert "1 runs with test_wer in workbench-transcribe" in json.dumps(json.loads(executed.read_text())["cells"])

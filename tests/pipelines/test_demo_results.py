@@ -23,9 +23,9 @@ def test_the_demo_table_lists_each_model_against_its_baseline(home, tmp_path, ca
     print_results("tiny")
     lines = capsys.readouterr().out.strip().splitlines()
     assert "each model against its classical baseline" in lines[0]
-    assert lines[1].split() == ["task", "dataset", "model", "test", "accuracy", "baseline", "gain"]
-    task, dataset, model, accuracy, baseline, gain = lines[2].split()
-    assert (task, dataset, model) == ("images", "digits", "mlp")
+    assert lines[1].split() == ["task", "dataset", "model", "metric", "better", "score", "baseline", "gain"]
+    task, dataset, model, metric, better, accuracy, baseline, gain = lines[2].split()
+    assert (task, dataset, model, metric, better) == ("images", "digits", "mlp", "test_accuracy", "higher")
     assert float(gain) == pytest.approx(float(accuracy) - float(baseline), abs=2e-4)
 
 

@@ -212,5 +212,7 @@ def test_training_notebook_step_nests_its_run_and_compare_reads_it(home, tmp_pat
     assert training.info.status == "FINISHED" and training.data.tags["task"] == "images"
     (row,) = outputs_of(home, steps["compare"])["comparison"]
     assert row["step"] == "train" and row["run_id"] == training.info.run_id
-    assert row["test_accuracy"] == training.data.metrics["test_accuracy"]
-    assert row["baseline_test_accuracy"] == training.data.metrics["baseline_test_accuracy"]
+    assert row["metric"] == "test_accuracy" and row["better"] == "higher"
+    assert row["score"] == training.data.metrics["test_accuracy"]
+    assert row["baseline"] == training.data.metrics["baseline_test_accuracy"]
+    assert row["gain"] == pytest.approx(row["score"] - row["baseline"])

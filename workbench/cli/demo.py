@@ -25,20 +25,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def print_results(pipeline: str) -> None:
-    """Every model the pipeline's latest run trained, against the classical baseline beside it."""
-    from workbench.pipelines.runs import latest_pipeline_run, training_runs
+    """Every model the pipeline's latest run trained, against the classical baseline beside it, each
+    by its task's main metric (test accuracy, word error rate, perplexity, ...) and that metric's direction."""
+    from workbench.pipelines.runs import latest_pipeline_run, main_metric, training_runs
 
     run_id = latest_pipeline_run(pipeline)
     rows = training_runs(run_id) if run_id else []
     if not rows:
         return
-    table = [("task", "dataset", "model", "test accuracy", "baseline", "gain")]
+    table = [("task", "dataset", "model", "metric", "better", "score", "baseline", "gain")]
     for _, run in rows:
-        accuracy, baseline = run.data.metrics["test_accuracy"], run.data.metrics.get("baseline_test_accuracy")
+        metric = main_metric(run)
+        score, baseline = run.data.metrics[metric.name], run.data.metrics.get(f"baseline_{metric.name}")
         table.append((run.data.tags.get("task", "?"), run.data.tags.get("dataset", "?"), run.data.tags.get("model", "?"),
-                      f"{accuracy:.4f}", "-" if baseline is None else f"{baseline:.4f}",
-                      "-" if baseline is None else f"{accuracy - baseline:+.4f}"))
+                      metric.name, metric.better, f"{score:.4f}", "-" if baseline is None else f"{baseline:.4f}",
+                      "-" if baseline is None else f"{metric.gain(score, baseline):+.4f}"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    print(f"\npipeline run {run_id}: each model against its classical baseline on the same test split")
+    print(f"\npipeline run {run_id}: each model against its classical baseline on the same test split, by its "
+          "task's main metric (gain: how much better than the baseline, whichever way is better)")
     for row in table:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

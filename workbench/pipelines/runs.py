@@ -12,9 +12,11 @@ import time
 from typing import Any
 
 from workbench import tracking
+from workbench.errors import ConfigError
 from workbench.pipelines.introspect import display_path
 from workbench.pipelines.results import FAILED, FINISHED, KILLED, UNCHANGED, StepResult
 from workbench.pipelines.spec import Pipeline, Step
+from workbench.tasks import get_task
 from workbench.tracking import run_tree
 
 PIPELINE_TAG = "workbench.pipeline"
@@ -96,11 +98,42 @@ def latest_pipeline_run(pipeline: str) -> str | None:
     return run_tree.latest_run({PIPELINE_TAG: pipeline, KIND_TAG: "pipeline"})
 
 
+@dataclasses.dataclass(frozen=True)
+class MainMetric:
+    """What a run's task judges it by: the metric's name and whether higher ("max") or lower ("min") is better."""
+
+    name: str
+    mode: str
+
+    @property
+    def better(self) -> str:
+        return "higher" if self.mode == "max" else "lower"
+
+    def gain(self, value: float, baseline: float) -> float:
+        """How much better `value` is than `baseline`: positive when it wins, whichever way is better."""
+        return value - baseline if self.mode == "max" else baseline - value
+
+
+def main_metric(run) -> MainMetric | None:
+    """The main metric of the task a run trained (its `task` param, else its `task` tag); None for a run
+    of no task, or of a task no installed package declares any more."""
+    name = run.data.params.get("task") or run.data.tags.get("task")
+    if not name:
+        return None
+    try:
+        task = get_task(name)
+    except ConfigError:
+        return None
+    return MainMetric(task.main_metric, task.main_metric_mode)
+
+
 def training_runs(pipeline_run_id: str) -> list[tuple[str, Any]]:
-    """(step name, run) for every run under the pipeline run that has test metrics."""
+    """(step name, run) for every run under the pipeline run that logged its task's main test metric
+    (test_accuracy for a classifier, test_wer for transcribe, test_perplexity for generate, ...)."""
     found = []
     for name, step in step_runs(pipeline_run_id).items():
         for run in runs_made_by(step):
-            if "test_accuracy" in run.data.metrics:
+            metric = main_metric(run)
+            if metric is not None and metric.name in run.data.metrics:
                 found.append((name, run))
     return found
