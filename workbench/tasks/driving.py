@@ -124,10 +124,12 @@ class DrivingTask(Task):
         from workbench.data.driving import flip_horizontally
 
         segmentation = config.model == "unet"
+        # Plain TensorFlow ops, nothing for AutoGraph to rewrite; converting it anyway once picked up
+        # another function's cached conversion.
+        flip = tf.autograph.experimental.do_not_convert(flip_horizontally)
 
         def augment(x, y):
-            return tf.cond(tf.random.uniform(()) < 0.5,
-                           lambda: flip_horizontally(x, y, flip_target=segmentation), lambda: (x, y))
+            return tf.cond(tf.random.uniform(()) < 0.5, lambda: flip(x, y, flip_target=segmentation), lambda: (x, y))
 
         return augment
 
