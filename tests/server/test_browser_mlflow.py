@@ -27,8 +27,9 @@ PAGE_TIMEOUT = 180_000  # milliseconds for the single-page app's first render
 
 
 class UI:
-    def __init__(self, url: str, experiment_id: str, run, printed: str):
+    def __init__(self, url: str, experiment_id: str, run, printed: str, opened: Path):
         self.url, self.experiment_id, self.run, self.printed = url, experiment_id, run, printed
+        self.opened = opened  # where the BROWSER command that `--open` calls writes the address it was given
 
     def printed_link(self, label: str) -> str:
         """The link `workbench ui` printed after `label` for the images experiment."""
@@ -67,15 +68,19 @@ def ui(tmp_path_factory):
 
     port = _free_port()
     log = home / "ui.log"
+    # `--open` hands its link to Python's webbrowser, which runs the command in BROWSER with it.
+    opened, browser_command = home / "opened.txt", home / "browser.sh"
+    browser_command.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    browser_command.chmod(0o755)
     with log.open("w") as out:
         # Its own session: the UI runs MLflow's server, which starts workers and job runners.
-        process = subprocess.Popen([sys.executable, "-m", "workbench", "ui", "--port", str(port)], cwd=ROOT,
-                                   env={**env, "MLFLOW_WORKERS": "2"}, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "workbench", "ui", "--port", str(port), "--open"],
+                                   cwd=ROOT, env={**env, "MLFLOW_WORKERS": "2", "BROWSER": str(browser_command)},
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_health(f"http://127.0.0.1:{port}", process, log)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield UI(f"http://127.0.0.1:{port}", experiment.experiment_id, run, log.read_text())
+        yield UI(f"http://127.0.0.1:{port}", experiment.experiment_id, run, log.read_text(), opened)
     finally:
         _stop_group(process)
 
@@ -178,6 +183,13 @@ def test_the_printed_link_opens_the_training_runs_with_the_key_metrics_as_column
     finally:
         page.screenshot(path=str(SCREENSHOTS / "printed-link.png"))
         page.close()
+
+
+def test_open_hands_the_printed_training_runs_link_to_the_browser(ui):
+    deadline = time.monotonic() + 60  # the opener waits for the UI's health check, then calls the browser
+    while not ui.opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ui.opened.read_text() == ui.printed_link("training runs")
 
 
 def test_the_run_names_its_notebook_as_source(ui):
