@@ -160,22 +160,28 @@ def test_stop_ends_the_run_killed_with_a_reason_and_leaves_no_process(home):
     assert launcher.start_button.disabled is False
 
 
-def test_the_launcher_follows_a_run_it_did_not_start(home):
+@pytest.mark.parametrize("command", [["train"], ["tune", "--trials", "1", "--pruner", "none"]],
+                         ids=["workbench-train", "tuning-trial"])
+def test_the_launcher_follows_a_run_it_did_not_start(home, command):
     import subprocess
     import sys
 
     from conftest import ROOT
 
     client(home).search_experiments()  # the store exists before two processes use it
-    process = subprocess.Popen([sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
+    process = subprocess.Popen([sys.executable, "-m", "workbench", *command, "--in-process", "--dataset", "digits",
                                 "--model", "cnn", "--epochs", "4"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
+
+    def training_runs():  # a study's parent run trains nothing: follow its trial
+        return [r for r in all_runs(home) if r.data.tags.get("kind") != "study"]
+
     try:
         deadline = time.time() + 300
-        while not all_runs(home):  # the run appears once its data is loaded and its model built
+        while not training_runs():  # the run appears once its data is loaded and its model built
             assert process.poll() is None and time.time() < deadline, "the training run never appeared"
             time.sleep(0.5)
-        [run] = all_runs(home)
+        [run] = training_runs()
         launcher = Launcher(poll_seconds=0.5)
         followed = launcher.follow(run.info.run_id)
         assert launcher.stop_button.disabled  # not started here: not stopped from here either
