@@ -169,3 +169,25 @@ def test_a_tuning_study_killed_outright_has_its_study_and_trial_runs_closed_by_t
     for run in open_runs:
         closed = client(home).get_run(run.info.run_id)
         assert closed.info.status == "FAILED" and closed.data.tags["error"].startswith("process lost")
+
+
+def test_a_notebook_training_killed_outright_has_its_run_closed_by_the_next_command(home):
+    import psutil
+
+    process = _start(*SLOW_TRAINING)  # the notebook path: the run lives in the kernel
+    run_id = _wait_for_an_epoch(home, process)
+    process.kill()
+    process.wait()
+    kernel = int(client(home).get_run(run_id).data.tags["workbench.pid"])
+    deadline = time.time() + 60  # the kernel notices that its parent is gone and ends
+    while psutil.pid_exists(kernel) and psutil.Process(kernel).status() != psutil.STATUS_ZOMBIE:
+        assert time.time() < deadline, "the kernel trains on after its command was killed"
+        time.sleep(0.5)
+
+    after = subprocess.run([sys.executable, "-m", "workbench", "train", "--in-process", "--dataset", "digits",
+                            "--model", "mlp", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert f"closed run {run_id}" in after.stdout
+    lost = client(home).get_run(run_id)
+    assert lost.info.status == "FAILED" and lost.data.tags["error"].startswith("process lost")
+    assert not [r for r in all_runs(home) if r.info.status == "RUNNING"]
