@@ -45,17 +45,17 @@ def test_names_past_mlflow_limits_are_refused_naming_the_field(home, command):
 
 
 @pytest.mark.parametrize("document, field", [
-    ("name: {}\nsteps:\n  now:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n".format("p" * 600), "name"),
+    ("name: {}\nsteps:\n  now:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n".format("p" * 600), "name: 'ppp"),
     ("name: long\nexperiment: {}\nsteps:\n  now:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n"
-     .format("e" * 600), "experiment"),
-    ("name: long\nsteps:\n  {}:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n".format("s" * 600), "steps."),
+     .format("e" * 600), "experiment: 'eee"),
+    ("name: long\nsteps:\n  {}:\n    notebook: tests/fixtures/pipelines/emit.ipynb\n".format("s" * 600), "steps.'sss"),
 ], ids=["name", "experiment", "step"])
 def test_pipeline_names_past_mlflow_limits_are_refused_at_validation(home, tmp_path, document, field):
     pipeline = tmp_path / "long.yaml"
     pipeline.write_text(document)
     for action in ("validate", "run"):
         result = run_cli("pipeline", action, str(pipeline))
-        _refused(result, str(pipeline.name), f"{field}", "at most")
+        _refused(result, str(pipeline.name), field, "at most")
         assert len(result.stderr) < 1000  # the 600 characters are not echoed back whole
     assert all_runs(home) == []
 
@@ -89,3 +89,10 @@ def test_the_tuning_sampler_seed_wraps_around_within_numpy_range():
     assert 0 <= seed <= MAX_SEED
     np.random.RandomState(seed)  # what Optuna's samplers seed: no "Seed must be between 0 and 2**32 - 1"
     assert sampler_seed(42, 1, 2) == 42 + 1 + 2000  # below the top nothing moves
+
+
+def test_a_pipeline_file_over_one_megabyte_is_refused_at_validation(home, tmp_path):
+    pipeline = tmp_path / "huge.yaml"
+    pipeline.write_text("name: huge\nsteps:\n  a:\n    notebook: train.ipynb\n" + "# padding\n" * 110_000)
+    _refused(run_cli("pipeline", "validate", str(pipeline)), "huge.yaml", "a pipeline file is at most 1000000")
+    assert all_runs(home) == []

@@ -232,7 +232,9 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
                 run_id = run_id or tracking.create_run(config)
                 executed = pending.replace(pending.with_name(f"train-{run_id}.ipynb")) if pending.exists() else pending
                 html = attach(run_id, executed)
-                if killed:  # the kernel may have tagged its interruption generically: say what stopped it
+                if killed and tracking.run_status(run_id) in ("RUNNING", "KILLED"):
+                    # The kernel may have tagged its interruption generically: say what stopped it.
+                    # A run it already ended FINISHED or FAILED keeps that outcome.
                     tracking.client().set_tag(run_id, tracking.ERROR_TAG, error)
                     tracking.end_run(run_id, error, status="KILLED")
                 elif error:

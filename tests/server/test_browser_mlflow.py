@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -70,7 +71,8 @@ def ui(tmp_path_factory):
     log = home / "ui.log"
     # `--open` hands its link to Python's webbrowser, which runs the command in BROWSER with it.
     opened, browser_command = home / "opened.txt", home / "browser.sh"
-    browser_command.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    browser_command.write_text(f'#!/bin/sh\nprintf %s "$1" > {shlex.quote(str(opened))}.part && '
+                               f'mv {shlex.quote(str(opened))}.part {shlex.quote(str(opened))}\n')
     browser_command.chmod(0o755)
     with log.open("w") as out:
         # Its own session: the UI runs MLflow's server, which starts workers and job runners.
@@ -189,6 +191,7 @@ def test_open_hands_the_printed_training_runs_link_to_the_browser(ui):
     deadline = time.monotonic() + 60  # the opener waits for the UI's health check, then calls the browser
     while not ui.opened.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
+    assert ui.opened.exists(), "workbench ui --open never called the browser"
     assert ui.opened.read_text() == ui.printed_link("training runs")
 
 

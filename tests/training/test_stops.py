@@ -180,7 +180,14 @@ def test_a_notebook_training_killed_outright_has_its_run_closed_by_the_next_comm
     process.wait()
     kernel = int(client(home).get_run(run_id).data.tags["workbench.pid"])
     deadline = time.time() + 60  # the kernel notices that its parent is gone and ends
-    while psutil.pid_exists(kernel) and psutil.Process(kernel).status() != psutil.STATUS_ZOMBIE:
+
+    def kernel_running() -> bool:
+        try:
+            return psutil.Process(kernel).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    while kernel_running():
         assert time.time() < deadline, "the kernel trains on after its command was killed"
         time.sleep(0.5)
 

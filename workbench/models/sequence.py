@@ -31,13 +31,12 @@ def word_embedding(vocabulary: list[str], width: int, embeddings: str, seed: int
     return layer, found
 
 
-def kim_cnn(x, activation: str, weight_penalty=None, dropout: float = 0.0):
-    """Parallel convolutions over word windows, each max-pooled over time, then dropout (Kim's 0.5
-    unless `dropout` sets another rate)."""
+def kim_cnn(x, activation: str, weight_penalty=None):
+    """Parallel convolutions over word windows, each max-pooled over time, then dropout."""
     pooled = [layers.GlobalMaxPooling1D()(layers.Conv1D(KIM_FILTERS, width, activation=activation,
                                                         kernel_regularizer=weight_penalty)(x))
               for width in KIM_WIDTHS]
-    return layers.Dropout(dropout or KIM_DROPOUT)(layers.Concatenate()(pooled))
+    return layers.Dropout(KIM_DROPOUT)(layers.Concatenate()(pooled))
 
 
 def token_and_position_embedding(token_ids, sequence_length: int, token_embedding):

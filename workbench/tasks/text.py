@@ -26,7 +26,7 @@ EMBEDDING_WIDTH = 64
 TEST_FRACTION = 0.2
 MISTAKES_SHOWN = 20
 EMBEDDING_MODELS = ("cnn1d", "rnn", "lstm", "transformer")
-BOW_DROPOUT = 0.5            # bow's own dropout, used unless the run sets one (Kim's CNN likewise keeps 0.5)
+BOW_DROPOUT = 0.5            # part of bow, as 0.5 is of Kim's CNN; --dropout adds its own before it
 # TextVectorization's default standardization: lower case, punctuation removed, split on spaces
 PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-./:;<=>?@\[\\\]^_`{|}~\']')
 
@@ -218,8 +218,7 @@ class TextTask(ClassificationTask):
             # Unit-length TF-IDF rows, as in classical text classifiers: a long text does not weigh
             # more than a short one, which on short reviews was worth 1-2 points of test accuracy.
             x = layers.UnitNormalization()(vectorizer(inputs))
-            x = layers.Dense(128, activation=config.activation, kernel_regularizer=blocks.weight_penalty(config))(x)
-            x = layers.Dropout(config.dropout or BOW_DROPOUT)(x)
+            x = layers.Dropout(BOW_DROPOUT)(blocks.dense(x, 128, config))
         else:
             length = sizes["sequence_length"]
             if config.model == "cnn1d":
@@ -239,7 +238,7 @@ class TextTask(ClassificationTask):
                                         dropout=config.dropout, activation=config.activation)
                 x = layers.GlobalAveragePooling1D()(x)
             elif config.model == "cnn1d":
-                x = kim_cnn(embedding(tokens), config.activation, blocks.weight_penalty(config), config.dropout)
+                x = kim_cnn(embedding(tokens), config.activation, blocks.weight_penalty(config))
             elif config.model == "rnn":
                 x = layers.SimpleRNN(64, activation=config.activation)(embedding(tokens))
             else:

@@ -42,6 +42,8 @@ def owner_alive(tags: dict[str, str]) -> bool:
         return True  # another host's, or opened by code that records no owner: not ours to judge
     try:
         process = psutil.Process(int(tags[PID_TAG]))
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: it will never close the run
+            return False
         return abs(process.create_time() - float(tags.get(STARTED_TAG, process.create_time()))) < 1.0
     except (psutil.NoSuchProcess, ValueError):
         return False

@@ -46,9 +46,7 @@ def default_study_name(config: RunConfig) -> str:
 def study_name_for(study: str | None, config: RunConfig) -> str:
     """`study` checked (a ConfigError naming 'study': it must fit MLflow's run names and the quotes
     of its searches), or the default name for `config`."""
-    if not study:
-        return default_study_name(config)
-    return check_name("study", study, MAX_STUDY_NAME, forbidden="'")
+    return check_name("study", study or default_study_name(config), MAX_STUDY_NAME, forbidden="'")
 
 
 def make_sampler(name: str, seed: int):
