@@ -26,7 +26,6 @@ EMBEDDING_WIDTH = 64
 TEST_FRACTION = 0.2
 MISTAKES_SHOWN = 20
 EMBEDDING_MODELS = ("cnn1d", "rnn", "lstm", "transformer")
-BOW_DROPOUT = 0.5            # part of bow, as 0.5 is of Kim's CNN; --dropout adds its own before it
 # TextVectorization's default standardization: lower case, punctuation removed, split on spaces
 PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-./:;<=>?@\[\\\]^_`{|}~\']')
 
@@ -215,10 +214,7 @@ class TextTask(ClassificationTask):
         if config.model == "bow":
             vectorizer = layers.TextVectorization(max_tokens=max_tokens, ngrams=2, output_mode="tf_idf")
             vectorizer.adapt(train_texts)
-            # Unit-length TF-IDF rows, as in classical text classifiers: a long text does not weigh
-            # more than a short one, which on short reviews was worth 1-2 points of test accuracy.
-            x = layers.UnitNormalization()(vectorizer(inputs))
-            x = layers.Dropout(BOW_DROPOUT)(blocks.dense(x, 128, config))
+            x = blocks.dense(vectorizer(inputs), 128, config)
         else:
             length = sizes["sequence_length"]
             if config.model == "cnn1d":
