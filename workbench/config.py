@@ -23,7 +23,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 MAX_SEED = 2**32 - 1       # what numpy and TensorFlow seeds take
 MAX_NAME_LENGTH = 250      # MLflow's experiment-name column is 256 characters on SQL stores
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber", "ctc")
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae", "huber", "ctc",
+          "centernet")
 
 
 def _help(text: str) -> dict:

@@ -71,8 +71,9 @@ def cnn_lstm(config: RunConfig, input_shape: tuple[int, ...], crop: tuple[int, i
     return keras.Model(stack, _steering_head(x), name="driving_cnn_lstm")
 
 
-def unet(config: RunConfig, input_shape: tuple[int, ...]) -> keras.Model:
-    """A small U-Net (8-16-32 channels, 64 at the bottom) predicting P(road) per pixel."""
+def unet(config: RunConfig, input_shape: tuple[int, ...], classes: int = 1) -> keras.Model:
+    """A small U-Net (8-16-32 channels, 64 at the bottom) predicting P(road) per pixel, or with
+    `classes` > 1 each pixel's class probabilities."""
     frames = keras.Input(shape=input_shape, name="frame")
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(frames)
     skips = []
@@ -86,5 +87,8 @@ def unet(config: RunConfig, input_shape: tuple[int, ...]) -> keras.Model:
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
         x = layers.Concatenate()([x, skip])
         x = blocks.conv_bn(blocks.conv_bn(x, filters, config), filters, config)
+    if classes > 1:
+        probabilities = layers.Conv2D(classes, 1, activation="softmax", dtype="float32", name="classes")(x)
+        return keras.Model(frames, probabilities, name="unet")
     road = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="road")(x)
     return keras.Model(frames, road, name="driving_unet")

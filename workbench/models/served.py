@@ -22,6 +22,8 @@ SETTINGS_FILE = "served.json"
 
 
 class ServedModel:
+    any_size_input = False  # True: inputs are images whose height and width may differ from the example's
+
     def __init__(self, network, settings: dict[str, Any]):
         self.network = network
         self.settings = settings

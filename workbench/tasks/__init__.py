@@ -25,6 +25,8 @@ BUILTIN = {
     "gan": "workbench.tasks.gan:GanTask",
     "generate": "workbench.tasks.generate:GenerateTask",
     "transcribe": "workbench.tasks.transcribe:TranscribeTask",
+    "traffic": "workbench.tasks.traffic:TrafficTask",
+    "lanes": "workbench.tasks.lanes:LanesTask",
 }
 TASKS_GROUP = "workbench.tasks"
 _instances: dict[str, Task] = {}

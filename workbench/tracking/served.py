@@ -8,6 +8,7 @@ import tempfile
 
 import mlflow.pyfunc
 from mlflow.models import infer_signature
+from mlflow.types.schema import Schema, TensorSpec
 
 from workbench.models.served import ServedModel
 
@@ -25,6 +26,10 @@ class ServedPyfunc(mlflow.pyfunc.PythonModel):
 def log_served(model: ServedModel, input_example, example_output, requirements: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
         model.save(folder)
+        signature = infer_signature(input_example, list(example_output))
+        if model.any_size_input:  # images of any height and width: only the channels are fixed
+            spec = signature.inputs.inputs[0]
+            signature.inputs = Schema([TensorSpec(spec.type, (-1,) * (len(spec.shape) - 1) + spec.shape[-1:])])
         mlflow.pyfunc.log_model(name="model", python_model=ServedPyfunc(), artifacts={"served": folder},
-                                signature=infer_signature(input_example, list(example_output)),
+                                signature=signature,
                                 input_example=input_example, pip_requirements=requirements)
