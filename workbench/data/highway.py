@@ -69,13 +69,9 @@ def draw_look(seed: int, randomize: bool = True) -> Look:
     from PIL import Image
 
     rng = np.random.default_rng([seed, 0])  # a stream of its own: the env uses `seed` itself
-    colors = []
-    for _ in range(64):
-        if rng.random() < GREY_CAR:
-            grey = int(ROAD_GREY[0] + rng.integers(-10, 11))
-            colors.append((grey, grey, grey))
-        else:
-            colors.append(tuple(int(c) for c in rng.integers(0, 256, 3)))
+    rgb = lambda low, high: tuple(int(c) for c in rng.integers(low, high, 3))  # noqa: E731
+    colors = [(int(grey),) * 3 if rng.random() < GREY_CAR else rgb(0, 256)
+              for grey in ROAD_GREY[0] + rng.integers(-10, 11, 64)]
     coarse = rng.normal(0.0, 1.0, (4, 12)).astype(np.float32)
     size = (FRAME_WIDTH + 2 * PAD, FRAME_HEIGHT + 2 * PAD)
     texture = np.asarray(Image.fromarray(coarse).resize(size, Image.BICUBIC), np.float32) * rng.uniform(0, 20)
@@ -83,10 +79,10 @@ def draw_look(seed: int, randomize: bool = True) -> Look:
     for _ in range(rng.integers(0, 3)):
         w, h = int(rng.integers(16, 80)), int(rng.integers(12, 48))
         x0, y0 = int(rng.integers(-w // 2, FRAME_WIDTH - w // 2)), int(rng.integers(-h // 2, FRAME_HEIGHT - h // 2))
-        occluders.append((x0, y0, x0 + w, y0 + h, tuple(int(c) for c in rng.integers(0, 256, 3))))
+        occluders.append((x0, y0, x0 + w, y0 + h, rgb(0, 256)))
     return Look(seed=seed, vehicle_colors=colors, brightness=float(rng.uniform(-30, 30)),
                 contrast=float(rng.uniform(0.75, 1.25)), tint=tuple(float(t) for t in rng.uniform(0.85, 1.15, 3)),
-                texture=texture, offroad_color=tuple(int(c) for c in rng.integers(40, 200, 3)),
+                texture=texture, offroad_color=rgb(40, 200),
                 offroad_strength=0.0 if rng.random() < 0.4 else float(rng.uniform(0.2, 0.7)),
                 noise=float(rng.uniform(0, 8)), blur=0.0 if rng.random() < 0.5 else float(rng.uniform(0.3, 1.2)),
                 angle=float(rng.uniform(-6, 6)), zoom=float(rng.uniform(0.9, 1.15)), occluders=occluders)
@@ -202,8 +198,10 @@ def _ego_path(env) -> list:
     path, route = [ego.lane_index], list(getattr(ego, "route", None) or [])
     ahead = network.get_lane(ego.lane_index).length
     while ahead < LANE_WINDOW and len(path) < 10:
-        lane = network.get_lane(path[-1])
-        following = network.next_lane(path[-1], route=route, position=lane.position(lane.length, 0))
+        lane, index = network.get_lane(path[-1]), path[-1]
+        route = route[1:] if route and route[0][:2] == index[:2] else route
+        route = route if route and route[0][0] == index[1] else []  # off its route: no plan (and no warning)
+        following = network.next_lane(index, route=route, position=lane.position(lane.length, 0))
         if following in path or not _joined(lane, network.get_lane(following)):
             break  # the end of the map (intersection: the next "lane" is the opposite one)
         path.append(following)
@@ -228,15 +226,11 @@ def _lane_mask(env, surface):
     draw = ImageDraw.Draw(mask)
     network, around = env.road.network, env.vehicle.position
     ego = [network.get_lane(index) for index in _ego_path(env)]
-    for lane in network.lanes_list():
-        if not any(lane is mine for mine in ego):
-            polygon = _lane_polygon(lane, around, to_pixels)
-            if polygon:
-                draw.polygon(polygon, fill=2)
-    for lane in ego:  # last, so the ego's lane wins where lanes overlap
+    others = [lane for lane in network.lanes_list() if not any(lane is mine for mine in ego)]
+    for value, lane in [(2, lane) for lane in others] + [(1, lane) for lane in ego]:  # the ego's lane wins overlaps
         polygon = _lane_polygon(lane, around, to_pixels)
         if polygon:
-            draw.polygon(polygon, fill=1)
+            draw.polygon(polygon, fill=value)
     return mask
 
 
@@ -244,17 +238,12 @@ def _keep_boxes(corners: np.ndarray, occluded: np.ndarray) -> np.ndarray:
     """Axis-aligned hulls of frame-pixel corners that are enough in the frame and not hidden."""
     kept = []
     for quad in corners:
-        x0, y0 = quad.min(axis=0)
-        x1, y1 = quad.max(axis=0)
+        (x0, y0), (x1, y1) = quad.min(axis=0), quad.max(axis=0)
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, FRAME_WIDTH), min(y1, FRAME_HEIGHT)
-        if cx1 - cx0 < MIN_SIDE or cy1 - cy0 < MIN_SIDE:
-            continue
-        if (cx1 - cx0) * (cy1 - cy0) < MIN_VISIBLE * (x1 - x0) * (y1 - y0):
-            continue
-        area = occluded[int(cy0):int(np.ceil(cy1)), int(cx0):int(np.ceil(cx1))]
-        if area.size and area.mean() > MAX_OCCLUDED:
-            continue
-        kept.append((cx0, cy0, cx1, cy1))
+        hidden = occluded[int(cy0):int(np.ceil(cy1)), int(cx0):int(np.ceil(cx1))]
+        if (cx1 - cx0 >= MIN_SIDE and cy1 - cy0 >= MIN_SIDE and not (hidden.size and hidden.mean() > MAX_OCCLUDED)
+                and (cx1 - cx0) * (cy1 - cy0) >= MIN_VISIBLE * (x1 - x0) * (y1 - y0)):
+            kept.append((cx0, cy0, cx1, cy1))
     return np.array(kept, np.float32).reshape(-1, 4)
 
 
@@ -300,6 +289,14 @@ def observe(env, look: Look) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if look.noise:
         frame = np.clip(frame + look.rng.normal(0, look.noise, frame.shape), 0, 255).astype(np.uint8)
     return frame, boxes, lanes
+
+
+def pixels_to_world(env, look: Look, points) -> np.ndarray:
+    """Frame pixels (k, 2) back to world metres, through the camera of the latest `observe`."""
+    surface = env.unwrapped.viewer.sim_surface
+    inverse = np.linalg.inv(np.vstack([_affine(look), [0, 0, 1]]))[:2]
+    rendered = np.asarray(points, np.float64).reshape(-1, 2) @ inverse[:, :2].T + inverse[:, 2]
+    return surface.origin + rendered / surface.scaling
 
 
 # ---- scenes, cache, splits ----------------------------------------------------------------------

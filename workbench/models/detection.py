@@ -17,6 +17,7 @@ from workbench.models.served import ServedModel
 
 STRIDE = 4
 PRIOR = 0.1  # initial heatmap probability: most cells are background, so training starts calm
+SERVED_MIN_SCORE = 0.3  # boxes a user (or a controller) acts on; mAP is scored from far lower scores
 
 
 def centernet(config, input_shape: tuple[int, ...], num_classes: int):

@@ -21,7 +21,6 @@ from workbench.tasks.base import Evaluation, Task
 DEFAULT_SCENES = 40
 DEFAULT_SCENE_FRAMES = 30
 GALLERY_FRAMES = 6
-SERVED_MIN_SCORE = 0.3  # the logged detector returns boxes a user would act on; mAP is scored from 0.05
 SCENARIOS = ("highway", "merge", "roundabout", "intersection")
 
 
@@ -139,7 +138,7 @@ class TrafficTask(Task):
         return []
 
     def exported_model(self, model, data: Splits):
-        from workbench.models.detection import Detector
+        from workbench.models.detection import SERVED_MIN_SCORE, Detector
 
         settings = {"classes": list(data.class_names), "input_size": list(data.input_shape[:2]),
                     "max_boxes": 100, "min_score": SERVED_MIN_SCORE, "iou_threshold": 0.5}

@@ -1,0 +1,117 @@
+"""Closed loop: a rule controller drives held-out highway scenes from boxes, once from the trained
+detector's and once from the true boxes, and the two are compared in collisions per kilometre and
+mean speed.
+
+The rule reads the road as a driver would: the boxes' centres are mapped back to the road (the
+camera's placement is known), placed on the ego's lane or a neighbouring one, and then: a car
+ahead closer than a safe headway → change to a free neighbouring lane, or brake when none is free;
+a clear road → speed up. Only the boxes differ between the two drives, so the gap between them is
+what the detector's mistakes cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_STEPS = 60
+HEADWAY_S = 1.5          # seconds of travel kept to the car ahead
+MIN_GAP_M = 12.0         # metres, bumper to bumper at low speed (centres: + one car length)
+BEHIND_M = 8.0           # a car this close behind on a side lane blocks changing into it
+LANE_CHANGE_SCENARIOS = ("highway", "merge")
+
+
+@dataclass
+class Drive:
+    scenario: str
+    seed: int
+    steps: int
+    seconds: float
+    distance_m: float
+    collided: bool
+
+
+def rule_action(env, centres: np.ndarray) -> str:
+    """The meta-action (LANE_LEFT, LANE_RIGHT, FASTER, SLOWER, IDLE) for vehicles at `centres`
+    (world metres): keep a headway, pass when a neighbouring lane is free."""
+    ego = env.unwrapped.vehicle
+    network = env.unwrapped.road.network
+    safe = max(MIN_GAP_M, HEADWAY_S * ego.speed) + ego.LENGTH
+
+    def gaps(lane_index) -> np.ndarray:
+        lane = network.get_lane(lane_index)
+        ego_s = lane.local_coordinates(ego.position)[0]
+        found = [lane.local_coordinates(c) for c in centres]
+        return np.array([s - ego_s for s, lateral in found if abs(lateral) < lane.width_at(s) / 2], float)
+
+    ahead = gaps(ego.lane_index)
+    ahead = ahead[ahead > 0]
+    nearest = ahead.min() if len(ahead) else np.inf
+    if nearest >= safe:
+        return "FASTER" if nearest > 2 * safe else "IDLE"
+    for side in network.side_lanes(ego.lane_index):
+        around = gaps(side)
+        if not np.any((around > -BEHIND_M) & (around < safe + 5)):
+            return "LANE_LEFT" if side[2] < ego.lane_index[2] else "LANE_RIGHT"
+    return "SLOWER"
+
+
+def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None) -> Drive:
+    """Drive one scene: `detect(frame) -> boxes` or, without it, the true boxes."""
+    from workbench.data import highway
+
+    env = highway.make_env(scenario, seed)
+    env.unwrapped.config["duration"] = steps + 1  # the drive ends by its steps or a collision
+    look = highway.draw_look(seed, randomize)
+    actions = env.unwrapped.action_type.actions_indexes
+    step_seconds = 1 / env.unwrapped.config["policy_frequency"]
+    distance, taken, collided = 0.0, 0, False
+    try:
+        for taken in range(1, steps + 1):
+            frame, true_boxes, _ = highway.observe(env, look)
+            boxes = true_boxes if detect is None else detect(frame)
+            centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2]) \
+                if len(boxes) else np.zeros((0, 2))
+            action = rule_action(env, highway.pixels_to_world(env, look, centres))
+            _, _, terminated, truncated, _ = env.step(actions[action])
+            distance += float(env.unwrapped.vehicle.speed) * step_seconds
+            collided = bool(env.unwrapped.vehicle.crashed)
+            if terminated or truncated or collided:
+                break
+    finally:
+        env.close()
+    return Drive(scenario, seed, taken, taken * step_seconds, distance, collided)
+
+
+def summary(drives: list[Drive]) -> dict[str, float]:
+    kilometres = sum(d.distance_m for d in drives) / 1000
+    return {"collisions_per_km": sum(d.collided for d in drives) / max(kilometres, 1e-9),
+            "collisions": float(sum(d.collided for d in drives)), "km": kilometres,
+            "mean_speed_kmh": 3.6 * sum(d.distance_m for d in drives) / max(sum(d.seconds for d in drives), 1e-9)}
+
+
+def closed_loop(model, data, config, result) -> None:
+    """Both drives over the test scenes that have lanes to change into; metrics and a table."""
+    from workbench.models.detection import SERVED_MIN_SCORE, decode
+
+    scenes = [(s, seed) for s, seed in data.extras["test_scenes"] if s in LANE_CHANGE_SCENARIOS]
+    if not scenes:
+        return
+    steps = config.closed_loop_steps or DEFAULT_STEPS
+
+    def detect(frame):
+        boxes, _, scores = decode(model.predict_on_batch(frame[None]), data.num_classes,
+                                  min_score=SERVED_MIN_SCORE)[0]
+        return boxes
+
+    learned = [drive(s, seed, steps, config.randomize, detect) for s, seed in scenes]
+    truth = [drive(s, seed, steps, config.randomize) for s, seed in scenes]
+    ours, theirs = summary(learned), summary(truth)
+    result.metrics.update({f"closed_loop_{k}": v for k, v in ours.items()})
+    result.metrics.update({f"closed_loop_true_boxes_{k}": v for k, v in theirs.items()})
+    result.tables["closed_loop"] = {
+        "scenario": [d.scenario for d in learned], "seed": [d.seed for d in learned],
+        "detector_steps": [d.steps for d in learned], "detector_distance_m": [d.distance_m for d in learned],
+        "detector_collided": [d.collided for d in learned], "true_boxes_steps": [d.steps for d in truth],
+        "true_boxes_distance_m": [d.distance_m for d in truth], "true_boxes_collided": [d.collided for d in truth]}
