@@ -18,74 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.data.highway_look import (  # noqa: F401  (part of this API)
+    FRAME_HEIGHT, FRAME_WIDTH, PAD, ROAD_GREY, Look, draw_look)
 from workbench.errors import ConfigError
 
-FRAME_HEIGHT, FRAME_WIDTH = 128, 384
 SCENARIOS = ("highway", "merge", "roundabout", "intersection")
 LANE_CLASSES = ["off-road", "ego lane", "other lanes"]
 RECORDING_VERSION = 1      # part of the cache key: bump when the recorder or the look changes
 TEST_FRACTION = 0.2        # of scenes
 SCALING = 4.0              # px per metre in every scenario: a car is 20x8 px
-# The env renders a margin around the frame, so that rotating or zooming out never shows an
-# unrendered corner (enough for |angle| <= 8 degrees and zoom >= 0.85).
-PAD = 44
 EGO_AT = {"highway": (0.3, 0.5), "merge": (0.3, 0.5)}   # ego's place in the frame; others centred
 SIMULATION_FREQUENCY = 5   # Hz, as highway-fast-v0: 3x faster than the default 15, same policy steps
-ROAD_GREY = (100, 100, 100)  # highway-env's background, drawn under and around the lanes
-GREY_CAR = 0.2             # share of other vehicles painted in a grey close to the road's
 LANE_WINDOW, LANE_STEP = 120.0, 1.0   # metres of a long lane rasterized around the ego, sampling step
 LANE_BEHIND = 50.0         # metres of lane segments behind the ego counted as its lane (a ring: not all of it)
 MIN_VISIBLE, MIN_SIDE, MAX_OCCLUDED = 0.4, 3.0, 0.6   # box keep rules: share in frame, px, share hidden
-
-
-@dataclass
-class Look:
-    """How one scene's pictures are restyled; the defaults leave highway-env's rendering as it is."""
-
-    seed: int = 0
-    vehicle_colors: list = field(default_factory=list)   # RGB handed out to other vehicles in order; [] keeps theirs
-    brightness: float = 0.0                  # grey levels added
-    contrast: float = 1.0                    # gain around mid-grey
-    tint: tuple = (1.0, 1.0, 1.0)            # per-channel gain
-    texture: np.ndarray | None = None        # (H + 2 PAD, W + 2 PAD) float32 grey levels added to the road surface
-    offroad_color: tuple = ROAD_GREY         # blended into the background outside lanes ...
-    offroad_strength: float = 0.0            # ... this much (0: off-road looks like road)
-    noise: float = 0.0                       # sensor noise sigma, grey levels
-    blur: float = 0.0                        # Gaussian blur radius, px
-    angle: float = 0.0                       # rotation about the frame centre, degrees
-    zoom: float = 1.0                        # > 1 magnifies
-    occluders: list = field(default_factory=list)   # (x0, y0, x1, y1, (r, g, b)) in frame pixels
-    handed_out: int = field(default=0, repr=False)  # vehicle colours given so far
-    rng: np.random.Generator = field(init=False, repr=False)  # per-frame noise, reproducible per scene
-
-    def __post_init__(self):
-        self.rng = np.random.default_rng([self.seed, 1])
-
-
-def draw_look(seed: int, randomize: bool = True) -> Look:
-    """One scene's look from its seed; `randomize=False`: the identity look (plain rendering)."""
-    if not randomize:
-        return Look(seed=seed)
-    from PIL import Image
-
-    rng = np.random.default_rng([seed, 0])  # a stream of its own: the env uses `seed` itself
-    rgb = lambda low, high: tuple(int(c) for c in rng.integers(low, high, 3))  # noqa: E731
-    colors = [(int(grey),) * 3 if rng.random() < GREY_CAR else rgb(0, 256)
-              for grey in ROAD_GREY[0] + rng.integers(-10, 11, 64)]
-    coarse = rng.normal(0.0, 1.0, (4, 12)).astype(np.float32)
-    size = (FRAME_WIDTH + 2 * PAD, FRAME_HEIGHT + 2 * PAD)
-    texture = np.asarray(Image.fromarray(coarse).resize(size, Image.BICUBIC), np.float32) * rng.uniform(0, 20)
-    occluders = []
-    for _ in range(rng.integers(0, 3)):
-        w, h = int(rng.integers(16, 80)), int(rng.integers(12, 48))
-        x0, y0 = int(rng.integers(-w // 2, FRAME_WIDTH - w // 2)), int(rng.integers(-h // 2, FRAME_HEIGHT - h // 2))
-        occluders.append((x0, y0, x0 + w, y0 + h, rgb(0, 256)))
-    return Look(seed=seed, vehicle_colors=colors, brightness=float(rng.uniform(-30, 30)),
-                contrast=float(rng.uniform(0.75, 1.25)), tint=tuple(float(t) for t in rng.uniform(0.85, 1.15, 3)),
-                texture=texture, offroad_color=rgb(40, 200),
-                offroad_strength=0.0 if rng.random() < 0.4 else float(rng.uniform(0.2, 0.7)),
-                noise=float(rng.uniform(0, 8)), blur=0.0 if rng.random() < 0.5 else float(rng.uniform(0.3, 1.2)),
-                angle=float(rng.uniform(-6, 6)), zoom=float(rng.uniform(0.9, 1.15)), occluders=occluders)
 
 
 # ---- environment ----------------------------------------------------------------------------
@@ -98,7 +44,10 @@ def make_env(scenario: str, seed: int, vehicles: int = 0):
     """
     import gymnasium as gym
     import highway_env  # noqa: F401  (registers the envs)
+    from workbench.home import subdir
 
+    # SDL (under pygame) complains on every window-less start without a private runtime folder
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(subdir("runtime")))
     if scenario not in SCENARIOS:
         raise ConfigError("scenario", scenario, ", ".join(SCENARIOS))
     ego_x, ego_y = EGO_AT.get(scenario, (0.5, 0.5))
@@ -360,6 +309,25 @@ def record_scene(seed: int, scenario: str, frames: int, randomize: bool, every: 
         return Scene(seed, scenario, stored["frames"], boxes, stored["lanes"])
 
 
+def _record_in_parallel(scenes: list[tuple]) -> None:
+    """One process per core: the simulator is single-threaded Python."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(scenes), os.cpu_count() or 1)
+    if workers == 1:
+        for scene in scenes:
+            record_scene(*scene)
+        return
+    # spawn, not fork: the caller may already run TensorFlow's threads
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_record_only, scenes))
+
+
+def _record_only(scene: tuple) -> None:
+    record_scene(*scene)
+
+
 def _split_sizes(scenes: int, validation_split: float) -> tuple[int, int]:
     """(test, validation) scene counts: a fifth for test, `validation_split` of the rest, one at least."""
     n_test = max(1, round(TEST_FRACTION * scenes))
@@ -379,12 +347,13 @@ def load_highway(scenes: int, frames_per_scene: int, seed: int, validation_split
         least = next(n for n in range(3, 10_000) if n - sum(_split_sizes(n, validation_split)) >= 1)
         raise ConfigError("scenes", scenes, f"at least {least}: scenes are split whole into train, validation "
                                             f"and test (validation_split {validation_split}), one scene each at least")
-    recorded = []
-    for number, scene_seed in enumerate(scene_seeds(scenes, seed)):
-        scenario = scenarios[number % len(scenarios)]
-        if not scene_path(scene_seed, scenario, frames_per_scene, randomize).exists():
-            progress(f"recording {scenario} scene {scene_seed} ({number + 1}/{scenes}), {frames_per_scene} frames")
-        recorded.append(record_scene(scene_seed, scenario, frames_per_scene, randomize))
+    wanted = [(scene_seed, scenarios[i % len(scenarios)], frames_per_scene, randomize)
+              for i, scene_seed in enumerate(scene_seeds(scenes, seed))]
+    missing = [w for w in wanted if not scene_path(*w).exists()]
+    if missing:
+        progress(f"recording {len(missing)} of {scenes} {'/'.join(scenarios)} scenes, {frames_per_scene} frames each")
+        _record_in_parallel(missing)
+    recorded = [record_scene(*w) for w in wanted]
     # scenes cycle through the scenarios, so contiguous blocks keep each split's mix of scenarios
     test, val, train = recorded[:n_test], recorded[n_test:n_test + n_val], recorded[n_test + n_val:]
     counts = np.concatenate([[len(b) for b in scene.boxes] for scene in recorded])

@@ -1,0 +1,157 @@
+"""Traffic and lanes tasks through the command a user runs: highway scenes, coco:PATH, the logged
+detector, the closed loop, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import all_runs, artifact_paths, client, run_cli
+from workbench.config import ConfigError
+from workbench.data import highway
+from workbench.tasks.configure import make_config
+
+SCENES = ["--scenes", "3", "--scene-frames", "2"]
+
+
+def make_coco(folder, images: int, seed: int = 0):
+    """Grey frames with red cars (16x8) and blue trucks (24x12): category ids 1 and 2."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "truck"}]}
+    for i in range(images):
+        pixels = np.full((64, 96, 3), 90, np.uint8) + rng.integers(0, 20, (64, 96, 3), dtype=np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            category = int(rng.integers(1, 3))
+            w, h = (16, 8) if category == 1 else (24, 12)
+            x, y = int(rng.integers(0, 96 - w)), int(rng.integers(0, 64 - h))
+            pixels[y:y + h, x:x + w] = (220, 40, 40) if category == 1 else (40, 40, 220)
+            doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": i + 1, "category_id": category,
+                                       "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+        Image.fromarray(pixels).save(folder / "images" / f"frame{i:03d}.png")
+        doc["images"].append({"id": i + 1, "file_name": f"frame{i:03d}.png", "width": 96, "height": 64})
+    (folder / "annotations.json").write_text(json.dumps(doc))
+    return folder, doc
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Three tiny randomized highway scenes, recorded once and copied into each test's home."""
+    folder = tmp_path_factory.mktemp("scenes")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_HOME", str(folder))
+        highway.load_highway(3, 2, 42, 0.2, True, ("highway",), progress=lambda *_: None)
+    return folder / "data" / "highway"
+
+
+@pytest.fixture
+def scene_home(home, scenes):
+    shutil.copytree(scenes, home / "data" / "highway")
+    return home
+
+
+def test_defaults_and_checks():
+    config = make_config(task="traffic")
+    assert (config.dataset, config.model, config.loss) == ("highway", "centernet", "centernet")
+    assert make_config(task="lanes").loss == "sparse_categorical_crossentropy"
+    for task, values, field in (("traffic", dict(scenarios="highway,motorway"), "scenarios"),
+                                ("traffic", dict(scenes=2), "scenes"),
+                                ("traffic", dict(image_size="100x64"), "image_size"),
+                                ("traffic", dict(loss="mse"), "loss"),
+                                ("lanes", dict(loss="centernet"), "loss"),
+                                ("lanes", dict(dataset="coco:/tmp/x"), "dataset")):
+        with pytest.raises(ConfigError) as error:
+            make_config(task=task, **values)
+        assert error.value.field == field
+
+
+@pytest.mark.slow
+def test_highway_detector_trains_scores_and_drives(scene_home):
+    done = run_cli("train", "--in-process", "--task", "traffic", *SCENES, "--epochs", "1", "--batch-size", "4",
+                   "--closed-loop-steps", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(scene_home)
+    metrics = run.data.metrics
+    assert run.info.status == "FINISHED"
+    for name in ("test_map50", "test_map", "baseline_test_map50", "baseline_test_map", "closed_loop_km",
+                 "closed_loop_true_boxes_km", "closed_loop_collisions_per_km"):
+        assert name in metrics, name
+    assert 0 <= metrics["test_map"] <= metrics["test_map50"] <= 1
+    assert metrics["closed_loop_true_boxes_km"] > 0  # it drove
+    paths = artifact_paths(scene_home, run.info.run_id)
+    assert {"figures/test_detections.png", "figures/precision_recall.png", "tables/closed_loop.json"} <= paths
+    assert "recording highway" not in done.stdout  # the scenes came from the cache
+
+
+@pytest.mark.slow
+def test_lanes_unet_beside_the_average_mask(scene_home):
+    done = run_cli("train", "--in-process", "--task", "lanes", *SCENES, "--epochs", "1", "--batch-size", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(scene_home)
+    metrics = run.data.metrics
+    assert 0 < metrics["test_mean_iou"] <= 1 and 0 < metrics["baseline_prior_test_mean_iou"] <= 1
+    assert {"test_iou_ego_lane", "test_iou_other_lanes", "test_iou_off_road"} <= set(metrics)
+    assert "figures/test_lanes.png" in artifact_paths(scene_home, run.info.run_id)
+
+
+@pytest.mark.slow
+def test_coco_detector_learns_and_its_logged_model_returns_boxes_on_any_frame_size(home, tmp_path):
+    import mlflow
+    from PIL import Image
+
+    folder, doc = make_coco(tmp_path / "cars", images=96)
+    done = run_cli("train", "--in-process", "--task", "traffic", "--dataset", f"coco:{folder}", "--image-size",
+                   "64x96", "--epochs", "25", "--batch-size", "16")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(home)
+    assert run.data.metrics["test_map50"] > run.data.metrics["baseline_test_map50"]
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    # a training image at twice its size: boxes come back in that frame's pixels
+    frame = np.asarray(Image.open(folder / "images" / "frame000.png").resize((192, 128), Image.NEAREST))
+    (found,) = model.predict(frame[None])
+    assert set(found) == {"boxes", "classes", "scores"} and found["boxes"]
+    truth = {(a["category_id"], tuple(2 * v for v in a["bbox"])) for a in doc["annotations"] if a["image_id"] == 1}
+    names = {1: "car", 2: "truck"}
+
+    def iou(box, xywh):
+        x, y, w, h = xywh
+        ix = max(0.0, min(box[2], x + w) - max(box[0], x))
+        iy = max(0.0, min(box[3], y + h) - max(box[1], y))
+        return ix * iy / ((box[2] - box[0]) * (box[3] - box[1]) + w * h - ix * iy)
+
+    best = found["boxes"][0], found["classes"][0]
+    assert any(iou(best[0], xywh) > 0.5 and names[category] == best[1] for category, xywh in truth), (found, truth)
+
+
+def test_an_empty_annotation_file_is_named_and_creates_no_run(home, tmp_path):
+    (tmp_path / "annotations.json").write_text("")
+    done = run_cli("train", "--in-process", "--task", "traffic", "--dataset", f"coco:{tmp_path}", "--epochs", "1")
+    assert done.returncode == 2
+    assert "annotations.json" in done.stderr
+    assert not all_runs(home)
+
+
+def test_the_rule_brakes_or_passes_for_a_car_close_ahead_and_speeds_up_on_a_clear_road(home):
+    from workbench.tasks.traffic_loop import rule_action
+
+    env = highway.make_env("highway", 5, vehicles=1)
+    try:
+        ego = env.unwrapped.vehicle
+        lane = env.unwrapped.road.network.get_lane(ego.lane_index)
+        s, _ = lane.local_coordinates(ego.position)
+        assert rule_action(env, np.zeros((0, 2))) == "FASTER"
+        close_ahead = lane.position(s + 10, 0)[None]
+        assert rule_action(env, close_ahead) in ("LANE_LEFT", "LANE_RIGHT", "SLOWER")
+        # every neighbouring lane blocked too: it can only brake
+        blocked = [close_ahead[0]] + [env.unwrapped.road.network.get_lane(side).position(s + 2, 0)
+                                      for side in env.unwrapped.road.network.side_lanes(ego.lane_index)]
+        assert rule_action(env, np.array(blocked)) == "SLOWER"
+    finally:
+        env.close()
