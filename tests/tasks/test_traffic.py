@@ -61,7 +61,7 @@ def test_defaults_and_checks():
     assert make_config(task="lanes").loss == "sparse_categorical_crossentropy"
     for task, values, field in (("traffic", dict(scenarios="highway,motorway"), "scenarios"),
                                 ("traffic", dict(scenes=2), "scenes"),
-                                ("traffic", dict(image_size="100x64"), "image_size"),
+                                ("traffic", dict(frame_size="100x64"), "frame_size"),
                                 ("traffic", dict(loss="mse"), "loss"),
                                 ("lanes", dict(loss="centernet"), "loss"),
                                 ("lanes", dict(dataset="coco:/tmp/x"), "dataset")):
@@ -89,14 +89,15 @@ def test_highway_detector_trains_scores_and_drives(scene_home):
 
 
 @pytest.mark.slow
-def test_lanes_unet_beside_the_average_mask(scene_home):
-    done = run_cli("train", "--in-process", "--task", "lanes", *SCENES, "--epochs", "1", "--batch-size", "4")
+def test_lanes_unet_beside_the_average_mask_through_the_training_notebook(scene_home):
+    done = run_cli("train", "--task", "lanes", *SCENES, "--epochs", "1", "--batch-size", "4")
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = all_runs(scene_home)
     metrics = run.data.metrics
     assert 0 < metrics["test_mean_iou"] <= 1 and 0 < metrics["baseline_prior_test_mean_iou"] <= 1
     assert {"test_iou_ego_lane", "test_iou_other_lanes", "test_iou_off_road"} <= set(metrics)
-    assert "figures/test_lanes.png" in artifact_paths(scene_home, run.info.run_id)
+    paths = artifact_paths(scene_home, run.info.run_id)
+    assert {"figures/test_lanes.png", f"notebook/train-{run.info.run_id}.ipynb"} <= paths
 
 
 @pytest.mark.slow
@@ -105,7 +106,7 @@ def test_coco_detector_learns_and_its_logged_model_returns_boxes_on_any_frame_si
     from PIL import Image
 
     folder, doc = make_coco(tmp_path / "cars", images=96)
-    done = run_cli("train", "--in-process", "--task", "traffic", "--dataset", f"coco:{folder}", "--image-size",
+    done = run_cli("train", "--in-process", "--task", "traffic", "--dataset", f"coco:{folder}", "--frame-size",
                    "64x96", "--epochs", "25", "--batch-size", "16")
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = all_runs(home)

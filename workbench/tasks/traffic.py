@@ -18,8 +18,8 @@ from workbench.config import ConfigError, Option, RunConfig
 from workbench.data.splits import DataError, Splits
 from workbench.tasks.base import Evaluation, Task
 
-DEFAULT_SCENES = 40
-DEFAULT_SCENE_FRAMES = 30
+DEFAULT_SCENES = 60        # many short scenes: a scene's frames are alike, its look is not
+DEFAULT_SCENE_FRAMES = 20
 GALLERY_FRAMES = 6
 SCENARIOS = ("highway", "merge", "roundabout", "intersection")
 
@@ -78,10 +78,10 @@ class TrafficTask(Task):
     supports_user_models = False  # a detector's output is a map of centres, not (batch, classes)
     options = (
         *scene_options("traffic"),
-        Option("image_size", str, "256x256", "coco:PATH: every image letterboxed to HEIGHTxWIDTH (multiples of 16)"),
+        Option("frame_size", str, "256x256", "coco:PATH: every image letterboxed to HEIGHTxWIDTH (multiples of 16)"),
         Option("closed_loop_steps", int, 0, "highway: steps the rule controller drives each test scene from "
-                                            "the detector's boxes and from the true boxes; 0 = 60, -1 = skip",
-               minimum=-1, allowed="an integer >= -1 (0 = 60, -1 = skip)"),
+                                            "the detector's boxes and from the true boxes; 0 = 40, -1 = skip",
+               minimum=-1, allowed="an integer >= -1 (0 = 40, -1 = skip)"),
         Option("min_score", float, 0.05, "detections below this heatmap score are dropped", minimum=0, maximum=1),
     )
 
@@ -89,7 +89,7 @@ class TrafficTask(Task):
         if config.loss != "centernet":
             raise ConfigError("loss", config.loss, "centernet (heatmap focal loss plus size and offset L1)")
         check_scene_options(config)
-        image_size(config)
+        frame_size(config)
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -195,11 +195,11 @@ class TrafficTask(Task):
                 "baseline_blob_min_area": float(detector.min_area)}
 
 
-def image_size(config: RunConfig) -> tuple[int, int]:
-    text = str(config.image_size).lower()
+def frame_size(config: RunConfig) -> tuple[int, int]:
+    text = str(config.frame_size).lower()
     parts = text.split("x")
     if len(parts) != 2 or not all(p.isdigit() and int(p) >= 32 and int(p) % 16 == 0 for p in parts):
-        raise ConfigError("image_size", config.image_size, "HEIGHTxWIDTH, each a multiple of 16 and >= 32 "
+        raise ConfigError("frame_size", config.frame_size, "HEIGHTxWIDTH, each a multiple of 16 and >= 32 "
                           "(e.g. 256x256)")
     return int(parts[0]), int(parts[1])
 
@@ -222,7 +222,7 @@ def _coco_parts(config: RunConfig) -> dict:
     from workbench.data.coco import load_coco, split_detection
 
     path = Path(config.dataset.removeprefix("coco:")).expanduser()
-    data = load_coco(path, image_size(config))
+    data = load_coco(path, frame_size(config))
     train, val, test = split_detection(data, config.validation_split, config.seed)
     parts = {"class_names": data.class_names, "name": f"coco-{Path(data.source).resolve().parent.name}",
              "source": data.source, "notes": list(data.notes)}

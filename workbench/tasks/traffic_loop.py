@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_STEPS = 60
+DEFAULT_STEPS = 40       # highway-env's episode: 40 s
 HEADWAY_S = 1.5          # seconds of travel kept to the car ahead
 MIN_GAP_M = 12.0         # metres, bumper to bumper at low speed (centres: + one car length)
+OWN_CAR_M = 2.5          # centres closer than this to the ego's are its own car
 BEHIND_M = 8.0           # a car this close behind on a side lane blocks changing into it
 LANE_CHANGE_SCENARIOS = ("highway", "merge")
 
@@ -46,7 +47,7 @@ def rule_action(env, centres: np.ndarray) -> str:
         return np.array([s - ego_s for s, lateral in found if abs(lateral) < lane.width_at(s) / 2], float)
 
     ahead = gaps(ego.lane_index)
-    ahead = ahead[ahead > 0]
+    ahead = ahead[ahead > OWN_CAR_M]  # a box on the ego itself is not a car ahead
     nearest = ahead.min() if len(ahead) else np.inf
     if nearest >= safe:
         return "FASTER" if nearest > 2 * safe else "IDLE"
