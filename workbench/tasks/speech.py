@@ -16,7 +16,7 @@ import io
 
 import numpy as np
 
-from workbench.config import RunConfig
+from workbench.config import Option, RunConfig
 from workbench.data.splits import DataError, Splits
 from workbench.tasks.base import ClassificationTask, Evaluation
 
@@ -50,6 +50,11 @@ class SpeechTask(ClassificationTask):
     auto_epoch_range = (20, 600)
     auto_patience = 10
     auto_patience_steps = 1500
+    options = (
+        Option("speakers", int, SPEAKERS, "spoken-commands: synthesized voices, split whole into train, "
+                                          "validation and test", minimum=10),
+        Option("utterances", int, UTTERANCES, "spoken-commands: takes of each keyword per voice", minimum=1),
+    )
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -59,8 +64,9 @@ class SpeechTask(ClassificationTask):
 
         if config.dataset == "spoken-commands":
             engines = "+".join(speech_synthesis.engines())
-            root = data_cache() / f"spoken-commands-{engines}-{SPEAKERS}x{UTTERANCES}-seed{config.seed}"
-            speech_synthesis.generate(root, SPEAKERS, UTTERANCES, config.seed, HELD_OUT)
+            size = f"{config.speakers}x{config.utterances}"
+            root = data_cache() / f"spoken-commands-{engines}-{size}-seed{config.seed}"
+            speech_synthesis.generate(root, config.speakers, config.utterances, config.seed, HELD_OUT)
             source = speech.load_speech_folder(str(root))
             source.notes += speech_synthesis.notes(root)
         elif config.dataset == "voices":
