@@ -84,7 +84,14 @@ def test_highway_detector_trains_scores_and_drives(scene_home):
     assert 0 <= metrics["test_map"] <= metrics["test_map50"] <= 1
     assert metrics["closed_loop_true_boxes_km"] > 0  # it drove
     paths = artifact_paths(scene_home, run.info.run_id)
-    assert {"figures/test_detections.png", "figures/precision_recall.png", "tables/closed_loop.json"} <= paths
+    assert {"figures/test_detections.png", "figures/precision_recall.png", "tables/closed_loop.json",
+            "coco/test_ground_truth.json", "coco/test_detections.json"} <= paths
+    # the exported ground truth reads back in pycocotools: one image per test frame
+    from pycocotools.coco import COCO
+
+    local = client(scene_home).download_artifacts(run.info.run_id, "coco/test_ground_truth.json", str(scene_home))
+    truth = COCO(local)
+    assert len(truth.getImgIds()) == metrics["test_examples"] and truth.getCatIds() == [1]
     assert "recording highway" not in done.stdout  # the scenes came from the cache
 
 

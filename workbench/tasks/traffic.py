@@ -12,6 +12,8 @@ The sibling task `lanes` segments the same scenes' lanes.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from workbench.config import ConfigError, Option, RunConfig
@@ -160,11 +162,15 @@ class TrafficTask(Task):
         found = self.detections(model, data, config)
         truth = coco_ground_truth(data.extras["boxes"]["test"], data.extras["labels"]["test"], data.class_names,
                                   data.x_test.shape[1:3])
-        scores = coco_map(truth, detections_of(found))
+        detections = detections_of(found)
+        scores = coco_map(truth, detections)
         baseline = self._baseline_scores(data)
         result = Evaluation(metrics={"test_map50": scores.map50, "test_map": scores.map, "test_map75": scores.map75,
                                      "test_boxes_per_frame": float(np.mean([len(f[0]) for f in found]))})
         result.figures["precision_recall"] = precision_recall_figure(scores, baseline)
+        # what COCOeval scored, for any other COCO tool: test frame i is image id i + 1
+        result.files["coco/test_ground_truth.json"] = json.dumps(truth).encode()
+        result.files["coco/test_detections.json"] = json.dumps(detections).encode()
         picks = np.linspace(0, len(data.x_test) - 1, GALLERY_FRAMES).astype(int)
         result.figures["test_detections"] = box_gallery(
             data.x_test[picks], [data.extras["boxes"]["test"][i] for i in picks], [found[i] for i in picks],
