@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/traffic.py                 # all cases
     .venv/bin/python bench/traffic.py detect-random   # one case
+    TRAFFIC_SCENES=/tmp/scenes .venv/bin/python bench/traffic.py   # recordings kept there for the next time
 
 Each case runs `workbench train --in-process` in a fresh home (the scenes are recorded once into a
 shared cache first and copied in, so the minutes are training and testing) and reads the metrics
@@ -41,7 +42,8 @@ def record(cache: Path, randomize: bool) -> float:
 
 def main(patterns: list[str]) -> None:
     names = [n for n in CASES if not patterns or any(fnmatch.fnmatch(n, p) for p in patterns)]
-    cache = Path(tempfile.mkdtemp(prefix="wb-traffic-scenes-"))
+    # TRAFFIC_SCENES=DIR keeps the recordings for later invocations
+    cache = Path(os.environ.get("TRAFFIC_SCENES") or tempfile.mkdtemp(prefix="wb-traffic-scenes-"))
     recorded = {}
     rows = []
     for name in names:
