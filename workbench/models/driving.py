@@ -71,9 +71,11 @@ def cnn_lstm(config: RunConfig, input_shape: tuple[int, ...], crop: tuple[int, i
     return keras.Model(stack, _steering_head(x), name="driving_cnn_lstm")
 
 
-def unet(config: RunConfig, input_shape: tuple[int, ...], classes: int = 1) -> keras.Model:
+def unet(config: RunConfig, input_shape: tuple[int, ...], classes: int = 1, context: bool = False) -> keras.Model:
     """A small U-Net (8-16-32 channels, 64 at the bottom) predicting P(road) per pixel, or with
-    `classes` > 1 each pixel's class probabilities."""
+    `classes` > 1 each pixel's class probabilities. `context` adds dilated residual convolutions
+    at the bottom (rates 2-16 at 1/8 resolution), so that a pixel's class can depend on things far
+    across the frame (which lane holds the ego car)."""
     frames = keras.Input(shape=input_shape, name="frame")
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(frames)
     skips = []
@@ -82,6 +84,11 @@ def unet(config: RunConfig, input_shape: tuple[int, ...], classes: int = 1) -> k
         skips.append(x)
         x = layers.MaxPooling2D()(x)
     x = blocks.conv_bn(blocks.conv_bn(x, 64, config), 64, config)
+    for rate in (2, 4, 8, 16) if context else ():
+        y = layers.Conv2D(64, 3, padding="same", dilation_rate=rate, use_bias=False,
+                          kernel_regularizer=blocks.weight_penalty(config))(x)
+        y = layers.BatchNormalization(momentum=blocks.BN_MOMENTUM)(y)
+        x = layers.Activation(config.activation)(layers.Add()([x, y]))
     x = layers.Dropout(config.dropout)(x) if config.dropout else x
     for filters, skip in zip((32, 16, 8), reversed(skips)):
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)

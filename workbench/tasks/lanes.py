@@ -2,7 +2,9 @@
 
 Each pixel is off-road, the ego vehicle's lane, or another lane, from the road network's lane
 geometry. Model: `unet`. Scored by mean IoU over the three classes on held-out scenes, beside the
-prior that predicts every pixel's most frequent training class (the average mask). A task of its
+prior that predicts every pixel's most frequent training class (the average mask). The U-Net
+gets dilated convolutions at its bottom: whether a pixel is in the ego's lane depends on where the
+ego car is, up to a frame's width away. A task of its
 own because its main metric (mean IoU) differs from detection's (mAP), and seed groups, the
 champion and `workbench compare` judge every run of a task by one metric.
 """
@@ -63,7 +65,7 @@ class LanesTask(Task):
     def build_model(self, config: RunConfig, data: Splits):
         from workbench.models.driving import unet
 
-        return unet(config, data.input_shape, data.num_classes)
+        return unet(config, data.input_shape, data.num_classes, context=True)
 
     def metrics(self, config: RunConfig, data: Splits) -> list:
         import keras
