@@ -1,12 +1,12 @@
 """The closed loop at length: a trained traffic detector drives fresh highway scenes beside the
 same rule fed the true boxes, long enough to count collisions.
 
-    .venv/bin/python bench/traffic_loop.py MODEL_URI [SCENES] [SECONDS] [FIRST_SEED]
+    .venv/bin/python bench/traffic_loop.py MODEL_URI [SCENES] [SECONDS] [FIRST_SEED] [MIN_SCORE]
 
 MODEL_URI is the logged model of a `workbench train --task traffic` run (`models:/m-...`, with
 MLFLOW_TRACKING_URI pointing at that run's store). Scenes use seeds FIRST_SEED.. (default 900000,
 far from any recorded scene), each driven for SECONDS simulated seconds or until a collision, on
-one process per core. Prints both totals with a 95% interval for each collision rate.
+one process per core. MIN_SCORE: the detector's boxes the rule sees (default: the logged model's). Prints both totals with a 95% interval for each collision rate.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ def _drive_both(job: tuple) -> tuple:
 
     from workbench.tasks.traffic_loop import drive
 
-    uri, seed, seconds = job
+    uri, seed, seconds, min_score = job
     if _detector is None:
         _detector = mlflow.pyfunc.load_model(uri).unwrap_python_model().served
+        if min_score:
+            _detector.settings["min_score"] = min_score
     learned = drive("highway", seed, seconds, True, lambda frame: _detector.detect([frame])[0][0])
     truth = drive("highway", seed, seconds, True)
     return learned, truth
@@ -43,11 +45,11 @@ def rate_interval(events: int, km: float) -> str:
     return f"{events / km:.3f} per km (95%: {low / km:.3f}-{high / km:.3f})"
 
 
-def main(uri: str, scenes: int = 40, seconds: int = 120, first_seed: int = 900_000) -> None:
+def main(uri: str, scenes: int = 40, seconds: int = 120, first_seed: int = 900_000, min_score: float = 0.0) -> None:
     from workbench.tasks.traffic_loop import summary
 
     started = time.perf_counter()
-    jobs = [(uri, first_seed + i, seconds) for i in range(scenes)]
+    jobs = [(uri, first_seed + i, seconds, min_score) for i in range(scenes)]
     with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         pairs = list(pool.map(_drive_both, jobs))
     for name, drives in (("detector", [p[0] for p in pairs]), ("true boxes", [p[1] for p in pairs])):
@@ -58,4 +60,4 @@ def main(uri: str, scenes: int = 40, seconds: int = 120, first_seed: int = 900_0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:]))
+    main(sys.argv[1], *(int(a) for a in sys.argv[2:5]), *(float(a) for a in sys.argv[5:6]))
