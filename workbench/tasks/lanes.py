@@ -38,7 +38,7 @@ class LanesTask(Task):
     auto_epoch_range = (5, 60)
     auto_patience = 6
     supports_user_models = False
-    options = scene_options("lanes")
+    options = scene_options()
 
     def check_config(self, config: RunConfig) -> None:
         if config.loss != "sparse_categorical_crossentropy":

@@ -26,7 +26,7 @@ GALLERY_FRAMES = 6
 SCENARIOS = ("highway", "merge", "roundabout", "intersection")
 
 
-def scene_options(task: str) -> tuple[Option, ...]:
+def scene_options() -> tuple[Option, ...]:
     """What both traffic tasks take to record highway scenes."""
     return (
         Option("scenes", int, 0, f"highway: scenes recorded (whole scenes are split); 0 = {DEFAULT_SCENES}",
@@ -79,7 +79,7 @@ class TrafficTask(Task):
     auto_patience = 6
     supports_user_models = False  # a detector's output is a map of centres, not (batch, classes)
     options = (
-        *scene_options("traffic"),
+        *scene_options(),
         Option("frame_size", str, "256x256", "coco:PATH: every image letterboxed to HEIGHTxWIDTH (multiples of 16)"),
         Option("closed_loop_steps", int, 0, "highway: steps the rule controller drives each test scene from "
                                             "the detector's boxes and from the true boxes; 0 = 40, -1 = skip",

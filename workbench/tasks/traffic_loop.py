@@ -105,7 +105,7 @@ def closed_loop(model, data, config, result) -> None:
     steps = config.closed_loop_steps or DEFAULT_STEPS
 
     def detect(frame):
-        boxes, _, scores = decode(model.predict_on_batch(frame[None]), data.num_classes,
+        boxes, _, _ = decode(model.predict_on_batch(frame[None]), data.num_classes,
                                   min_score=CONTROLLER_MIN_SCORE)[0]
         return boxes
 
