@@ -1,13 +1,18 @@
-"""Training throughput of each task's main model: float32 vs mixed precision vs XLA.
+"""Training throughput of each task's main model against the machine's peak: float32 vs mixed
+precision vs XLA.
 
     .venv/bin/python bench/accelerators.py [SECONDS_PER_CASE]
 
-For images/cnn (Fashion-MNIST shapes), text/transformer and speech/ds-cnn it measures samples
-per second in steady state, twice: with the input pipeline excluded (one cached batch repeated)
-and included (the workbench's tf.data pipeline over in-memory data). The reference row trains
-the same images model from a plain Keras script (`model.fit` on NumPy arrays) in the same run.
-Mixed precision is float16 on GPUs older than Ampere, bfloat16 on newer GPUs and on CPUs.
-Prints a Markdown table and the device it ran on.
+For images/cnn (Fashion-MNIST shapes), text/transformer and speech/ds-cnn:
+- samples per second in steady state, with the input pipeline excluded (one cached batch repeated)
+  and included (the workbench's tf.data pipeline over in-memory data), and the input pipeline alone;
+- achieved FLOP/s: samples/s x 3 x the forward FLOPs of one example (TensorFlow's profiler counts
+  the traced forward graph; a backward pass costs about twice the forward), and that as a fraction
+  of the CPU's float32 peak (see `cpu_peak`). On a GPU the fraction is left out.
+The reference row trains the same images model, compiled the same way, from a plain Keras script
+(`model.fit` on NumPy arrays). Every case is timed the same way: one `fit` call, a callback
+measures the batches after a warm-up. Mixed precision is float16 on GPUs older than Ampere,
+bfloat16 on newer GPUs and on CPUs. Prints Markdown tables and the device it ran on.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from workbench.tasks.configure import make_config  # noqa: E402
 from workbench.data.splits import Splits  # noqa: E402
 from workbench.distribute import choose_precision  # noqa: E402
 from workbench.tasks import get_task  # noqa: E402
+from workbench.tasks.configure import make_config  # noqa: E402
 from workbench.training import compile_model, input_pipeline  # noqa: E402
 
 BATCH = 128
+WARMUP_BATCHES = 5
 
 
 def synthetic(task: str, n: int = 4096) -> Splits:
@@ -48,65 +54,159 @@ def synthetic(task: str, n: int = 4096) -> Splits:
     return Splits(x, y, x[:256], y[:256], x[:256], y[:256], classes, task, "synthetic")
 
 
-def throughput(task: str, model_name: str, precision: str, jit: bool, seconds: float, with_input: bool) -> float:
+def cpu_peak() -> tuple[float, float, str]:
+    """(float32 FLOP/s, bfloat16 FLOP/s, how they were derived): cores x clock x FLOP per cycle.
+
+    FLOP per cycle per core, from /proc/cpuinfo's vendor and flags: two FMA pipes of 256 bits
+    (AVX2 + FMA, and AMD's AVX-512, which Zen 4 runs as two 256-bit halves) give 2 x 8 lanes x 2
+    = 32 float32 FLOP; Intel's AVX-512 with two 512-bit FMA units gives 64 (one-unit parts give
+    32: the figure is an upper bound there). AVX512_BF16's dot product doubles that for bfloat16;
+    AMX tiles give 1024 bfloat16 FLOP per cycle (Sapphire Rapids). The clock is the nominal one
+    /proc/cpuinfo reports (boost clocks raise the real peak)."""
+    info = open("/proc/cpuinfo").read()
+    flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split(":")[1].split())
+    vendor = next(line for line in info.splitlines() if line.startswith("vendor_id")).split(":")[1].strip()
+    ghz = float(next(line for line in info.splitlines() if line.startswith("cpu MHz")).split(":")[1]) / 1000
+    cores = len(os.sched_getaffinity(0))
+    if "avx512f" in flags:
+        fp32 = 32 if vendor == "AuthenticAMD" else 64
+        isa = f"AVX-512 ({'two 256-bit halves' if fp32 == 32 else 'two 512-bit FMA units'})"
+    elif "avx2" in flags and "fma" in flags:
+        fp32, isa = 32, "AVX2 + FMA"
+    elif "avx" in flags:
+        fp32, isa = 16, "AVX"
+    else:
+        fp32, isa = 8, "SSE"
+    bf16, bf16_isa = fp32, "no native bfloat16: converted to float32"
+    if "amx_bf16" in flags:
+        bf16, bf16_isa = 1024, "AMX tiles"
+    elif "avx512_bf16" in flags:
+        bf16, bf16_isa = 2 * fp32, "AVX512_BF16 dot products"
+    how = (f"{cores} cores x {ghz:.2f} GHz x {fp32} float32 FLOP/cycle ({vendor}, {isa}) = "
+           f"{cores * ghz * fp32:.0f} GFLOP/s; bfloat16: {bf16} FLOP/cycle ({bf16_isa}) = "
+           f"{cores * ghz * bf16:.0f} GFLOP/s")
+    return cores * ghz * 1e9 * fp32, cores * ghz * 1e9 * bf16, how
+
+
+def forward_flops(model: keras.Model, data: Splits) -> float:
+    """FLOPs of one forward pass of one example, counted by TensorFlow's profiler on the traced graph
+    (string ops count zero, as they should)."""
+    example = data.x_train[:1]
+    spec = tf.TensorSpec((1, *example.shape[1:]), tf.string if example.dtype == object else example.dtype)
+    vectorizer = next((layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)), None)
+    if vectorizer is not None:  # count from the token ids on: their length is only known after the strings
+        model = keras.Model(vectorizer.output, model.output)
+        spec = tf.TensorSpec((1, vectorizer.get_config()["output_sequence_length"]), vectorizer.compute_dtype)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder(
+        tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+
+
+class Rate(keras.callbacks.Callback):
+    """Samples per second over the batches after the warm-up; stops the fit after `seconds`."""
+
+    def __init__(self, seconds: float, batch_size: int):
+        super().__init__()
+        self.seconds, self.batch_size, self.seen, self.batches, self.started = seconds, batch_size, 0, 0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1  # across epochs: `batch` restarts at 0 in each
+        if self.seen == WARMUP_BATCHES:
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.batches += 1
+            if time.perf_counter() - self.started >= self.seconds:
+                self.model.stop_training = True
+
+    @property
+    def per_second(self) -> float:
+        return self.batches * self.batch_size / (time.perf_counter() - self.started)
+
+
+def built(task: str, model_name: str, precision: str, jit: bool, data: Splits) -> keras.Model:
     keras.mixed_precision.set_global_policy(precision)
     config = make_config(task=task, model=model_name, dataset="folder:/x" if task != "images" else "digits",
-                                 batch_size=BATCH, jit_compile=jit, epochs=1)
-    data = synthetic(task)
+                         batch_size=BATCH, jit_compile=jit, epochs=1)
     spec = get_task(task)
     model = spec.build_model(config, data)
     compile_model(model, config, spec, data)
+    return model
+
+
+def throughput(model: keras.Model, data: Splits, seconds: float, with_input: bool) -> float:
     if with_input:
         dataset = input_pipeline(data.x_train, data.y_train, BATCH, True, 0).repeat()
     else:
         batch = next(iter(input_pipeline(data.x_train[:BATCH], data.y_train[:BATCH], BATCH, False, 0)))
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
-    steps, started = 0, time.perf_counter()
+    rate = Rate(seconds, BATCH)
+    model.fit(dataset, steps_per_epoch=10**9, epochs=1, callbacks=[rate], verbose=0)
+    return rate.per_second
+
+
+def input_alone(data: Splits, seconds: float) -> float:
+    """Samples per second the input pipeline delivers with no model to feed."""
+    batches = iter(input_pipeline(data.x_train, data.y_train, BATCH, True, 0).repeat())
+    for _ in range(WARMUP_BATCHES):
+        next(batches)
+    count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        model.fit(dataset, steps_per_epoch=10, epochs=1, verbose=0)
-        steps += 10
-    keras.mixed_precision.set_global_policy("float32")
-    return steps * BATCH / (time.perf_counter() - started)
+        next(batches)
+        count += 1
+    return count * BATCH / (time.perf_counter() - started)
 
 
 def plain_keras_images(seconds: float) -> float:
-    """The reference: the same cnn layers, compiled and fitted by a plain script on NumPy arrays."""
+    """The reference: the same cnn layers and compile, fitted by a plain script on NumPy arrays."""
     sys.path.insert(0, os.path.dirname(__file__))
     from plain_keras import cnn
 
-    x = np.random.default_rng(0).random((4096, 28, 28, 1), dtype=np.float32)
-    y = np.random.default_rng(1).integers(0, 10, 4096)
+    data = synthetic("images")
     model = cnn(10)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(x[:640], y[:640], batch_size=BATCH, epochs=1, verbose=0)
-    samples, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-        samples += len(x)
-    return samples / (time.perf_counter() - started)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rate = Rate(seconds, BATCH)
+    model.fit(data.x_train, data.y_train, batch_size=BATCH, epochs=1000, callbacks=[rate], verbose=0)
+    return rate.per_second
 
 
 def main(seconds: float = 10.0) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "CPU"
     mixed = choose_precision("auto", "default", ["gpu"] if gpus else []) if gpus else "mixed_bfloat16"
-    print(f"device: {device} ({os.cpu_count()} CPU cores); batch {BATCH}; {seconds:.0f} s per measurement\n")
-    print("| task/model | variant | samples/s, input excluded | samples/s, input included |")
-    print("|---|---|---|---|")
+    fp32_peak, bf16_peak, how = cpu_peak()
+    print(f"device: {device} ({os.cpu_count()} CPU cores); batch {BATCH}; {seconds:.0f} s per measurement")
+    if not gpus:
+        print(f"CPU peak: {how}")
+    print("\n| task/model | variant | forward MFLOP/example | samples/s, input excluded | samples/s, input included "
+          "| training GFLOP/s (input excluded) | of the float32 peak | of the bfloat16 peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    inputs = {}
     for task, model_name in (("images", "cnn"), ("text", "transformer"), ("speech", "ds-cnn")):
+        data = synthetic(task)
+        inputs[task] = input_alone(data, seconds)
+        flops = forward_flops(built(task, model_name, "float32", False, data), data)
         for label, precision, jit in (("float32", "float32", False), (mixed, mixed, False),
                                       ("float32 + XLA", "float32", True)):
             if task == "text" and jit:
-                print(f"| {task}/{model_name} | {label} | n/a: string ops | n/a: string ops |")
+                print(f"| {task}/{model_name} | {label} | | n/a: string ops | n/a: string ops | | | |")
                 continue
             try:
-                rates = [f"{throughput(task, model_name, precision, jit, seconds, inputs):.0f}" for inputs in (False, True)]
+                model = built(task, model_name, precision, jit, data)
+                excluded, included = (throughput(model, data, seconds, i) for i in (False, True))
             except Exception as exc:  # e.g. XLA cannot compile a model's string ops
+                print(f"| {task}/{model_name} | {label} | | n/a: {type(exc).__name__} | | | |")
+                continue
+            finally:
                 keras.mixed_precision.set_global_policy("float32")
-                rates = [f"n/a: {type(exc).__name__}"] * 2
-            print(f"| {task}/{model_name} | {label} | {rates[0]} | {rates[1]} |", flush=True)
-    print(f"| images/cnn | plain Keras script (reference) | | {plain_keras_images(seconds):.0f} |")
+            achieved = excluded * 3 * flops
+            fractions = ("", "") if gpus else (f"{achieved / fp32_peak:.0%}", f"{achieved / bf16_peak:.0%}")
+            print(f"| {task}/{model_name} | {label} | {flops / 1e6:.1f} | {excluded:.0f} | {included:.0f} | "
+                  f"{achieved / 1e9:.1f} | {fractions[0]} | {fractions[1]} |", flush=True)
+    print(f"| images/cnn | plain Keras script (reference), float32 | | | {plain_keras_images(seconds):.0f} | | | |")
+    print("\n| task | input pipeline alone, samples/s |\n|---|---|")
+    for task, rate in inputs.items():
+        print(f"| {task} | {rate:.0f} |")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,16 @@ def gpu_slots(available: list[str], workers: int, per_worker: int = 1) -> list[s
     return slots
 
 
+def cpu_slots(available: list[int], workers: int) -> list[set[int]]:
+    """The CPU cores each of `workers` processes is pinned to: the cores split into equal shares,
+    or one core each, round robin, when there are more workers than cores. Pinned workers do not
+    fight over the same cores, and each one sizes its thread pools to its share."""
+    if workers <= len(available):
+        return [set(available[w * len(available) // workers:(w + 1) * len(available) // workers])
+                for w in range(workers)]
+    return [{available[w % len(available)]} for w in range(workers)]
+
+
 def visible_gpu_ids() -> list[str]:
     """GPU ids a parent process may hand out (honours an existing CUDA_VISIBLE_DEVICES)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:

@@ -64,6 +64,16 @@ def die_with_parent() -> None:
         pass
 
 
+def pinned_to(cores: set[int]):
+    """For Popen's preexec_fn: `die_with_parent`, and the child runs on `cores` only (TensorFlow
+    then sizes its thread pools to them)."""
+    def prepare() -> None:
+        die_with_parent()
+        os.sched_setaffinity(0, cores)
+
+    return prepare
+
+
 def kill_tree(process: subprocess.Popen) -> None:
     """Kill a process, its process group and every descendant (a notebook kernel runs in a session
     of its own, so the group alone would miss it)."""

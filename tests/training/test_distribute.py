@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT, _free_port, all_runs, run_cli
 from workbench.tasks.configure import make_config
-from workbench.distribute import choose_precision, gpu_slots
+from workbench.distribute import choose_precision, cpu_slots, gpu_slots
 
 pytestmark = pytest.mark.slow
 QUICK = ["--dataset", "digits", "--model", "mlp", "--epochs", "2"]
@@ -99,6 +99,13 @@ def test_precision_auto_follows_the_hardware():
     assert choose_precision("auto", "default", []) == "float32"
     assert choose_precision("auto", "tpu", []) == "mixed_bfloat16"
     assert choose_precision("mixed_bfloat16", "default", []) == "mixed_bfloat16"
+
+
+def test_cpu_slots_split_the_cores_between_workers():
+    assert cpu_slots([0, 1], 1) == [{0, 1}]
+    assert cpu_slots([0, 1], 2) == [{0}, {1}]
+    assert cpu_slots([0, 1], 4) == [{0}, {1}, {0}, {1}]  # more workers than cores: one core each, shared
+    assert cpu_slots([2, 3, 4, 5, 6, 7], 4) == [{2}, {3, 4}, {5}, {6, 7}]  # every core used, none twice
 
 
 def test_gpu_slots_give_each_process_its_own_gpus():

@@ -78,6 +78,10 @@ def test_two_worker_processes_on_one_journal_finish_exactly_the_total(home):
     workers = {t.user_attrs["worker"] for t in finished(study)}
     assert len(workers) == 2, "both processes took trials"
     assert len([r for r in children(home, result.parent_run_id) if r.info.status == "FINISHED"]) == 5
+    if len(os.sched_getaffinity(0)) >= 2:  # each worker pinned to its own share of the cores
+        cores = {t.user_attrs["worker"]: frozenset(t.user_attrs["cores"]) for t in finished(study)}
+        first, second = cores.values()
+        assert first and second and not first & second, cores
 
 
 def test_two_workers_share_a_study_on_postgresql(home, postgres_server):

@@ -82,8 +82,8 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     """Run (or continue) a study until it holds `trials` finished trials; see module docs."""
     import optuna
 
-    from workbench.distribute import gpu_slots, visible_gpu_ids
-    from workbench.procs import die_with_parent
+    from workbench.distribute import cpu_slots, gpu_slots, visible_gpu_ids
+    from workbench.procs import pinned_to
     from workbench.seeds import seed_list
     from workbench.tasks import get_task
     from workbench.tuning import mlflow_bridge
@@ -134,7 +134,8 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
             command = [sys.executable, "-m", "workbench.tuning.workers", "--study", study_name]
             command += ["--storage", storage] if storage else []
             slots = gpu_slots(visible_gpu_ids(), workers)  # one GPU per worker process when there are GPUs
-            processes = [subprocess.Popen([*command, "--index", str(i)], preexec_fn=die_with_parent,
+            cores = cpu_slots(sorted(os.sched_getaffinity(0)), workers)
+            processes = [subprocess.Popen([*command, "--index", str(i)], preexec_fn=pinned_to(cores[i]),
                                           env={**os.environ, **({"CUDA_VISIBLE_DEVICES": slot} if slot else {})})
                          for i, slot in enumerate(slots)]
             _with_progress(the_study, trials, progress, lambda: [p.wait() for p in processes])

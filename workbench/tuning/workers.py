@@ -7,6 +7,7 @@ Any process started with the same study and storage joins; `python -m workbench.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -18,6 +19,7 @@ from workbench.tasks.configure import make_config
 from workbench.tuning.storage import WORKER_ATTR, open_storage, this_worker
 
 SETTINGS_ATTR = "workbench"
+CORES_ATTR = "cores"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -54,6 +56,7 @@ def objective_for(study: optuna.Study, settings: dict, data, stop: dict):
             stop["now"] = True
             raise SurplusTrial()
         trial.set_user_attr(WORKER_ATTR, this_worker())
+        trial.set_user_attr(CORES_ATTR, sorted(os.sched_getaffinity(0)))  # the CPU cores it ran on
         config = base.replace(**suggest(trial, settings["space"]))
         tags = {"optuna.study": study.study_name, "optuna.trial": str(trial.number)}
         pruning = PruningCallback(trial, monitor)
