@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL server for benches (Debian `postgresql`, installed by `make setup`)."""
+"""A throw-away PostgreSQL server for benches and tests (Debian `postgresql`, installed by `make setup`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Callable, Iterator
 
 
 @contextmanager
-def local_postgres() -> Iterator[Callable[[str], str]]:
-    """Start a server on 127.0.0.1 for the block; yields create(name) -> the URL of a new database."""
+def local_postgres(durable: bool = True) -> Iterator[Callable[[str], str]]:
+    """Start a server on 127.0.0.1 for the block; yields create(name) -> the URL of a new database.
+    `durable=False` turns fsync off: faster, and fine for data thrown away after the block."""
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not binaries:
         raise SystemExit("PostgreSQL is not installed: run `make setup` first")
@@ -27,10 +28,11 @@ def local_postgres() -> Iterator[Callable[[str], str]]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     data = root / "data"
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+    sync = [] if durable else ["--no-sync"]
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", *sync],
                    check=True, capture_output=True)
-    # fsync stays on: the bench measures the engine as a user would run it.
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} -c max_connections=200"
+    options += "" if durable else " -c fsync=off"
     subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
                     str(root / "log"), "start"], check=True, capture_output=True)
 

@@ -94,37 +94,13 @@ def postgres_server():
     """A throw-away PostgreSQL server on 127.0.0.1 (Debian `postgresql`), stopped after the session.
 
     Yields a function that creates a fresh database and returns its URL."""
-    import shutil
-    import tempfile
-
-    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not binaries:
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         pytest.skip("PostgreSQL server not installed (sudo apt-get install postgresql)")
-    bin_dir = binaries[-1].parent
-    root = Path(tempfile.mkdtemp(prefix="wb-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(root, "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True)
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} -c fsync=off"
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
-                    str(root / "log"), "start"], check=True, capture_output=True)
-    created = []
+    sys.path.insert(0, str(ROOT / "bench"))
+    from local_postgres import local_postgres
 
-    def create_database(name: str) -> str:
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name],
-                       check=True, capture_output=True)
-        created.append(name)
-        return f"postgresql://postgres@127.0.0.1:{port}/{name}"
-
-    try:
+    with local_postgres(durable=False) as create_database:
         yield create_database
-    finally:
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
