@@ -26,10 +26,16 @@ class Placement:
     precision: str            # the Keras dtype policy in force
     chief: bool               # only the chief logs to MLflow
     reason: str               # why `auto` chose what it chose
+    precision_reason: str = ""  # why `precision auto` chose what it chose, where that needed a reason
+
+    @property
+    def on_cpu_alone(self) -> bool:
+        return self.kind == "default" and all("CPU" in device.upper() for device in self.devices)
 
     def describe(self) -> dict[str, str]:
-        return {"strategy": self.kind, "replicas": str(self.replicas), "devices": ", ".join(self.devices),
+        tags = {"strategy": self.kind, "replicas": str(self.replicas), "devices": ", ".join(self.devices),
                 "precision_policy": self.precision, "strategy_reason": self.reason}
+        return {**tags, "precision_reason": self.precision_reason} if self.precision_reason else tags
 
 
 def split_cpu(count: int) -> None:
@@ -134,7 +140,8 @@ def place(config: RunConfig) -> Placement:
 
 
 def choose_precision(asked: str, kind: str, gpus: list[str]) -> str:
-    """`auto`: bfloat16 on TPUs and GPUs that support it, float16 on older GPUs, float32 on CPUs."""
+    """`auto`: bfloat16 on TPUs and GPUs that support it, float16 on older GPUs, float32 on CPUs
+    (until `runs.prepare` has measured bfloat16 on a CPU that computes it natively: precision.py)."""
     if asked == "float32":
         return "float32"
     capability = _gpu_compute_capability() if gpus else None

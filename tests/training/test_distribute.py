@@ -1,14 +1,17 @@
 """tf.distribute on CPU through the real code paths: mirrored over logical CPUs, multi-worker
-over two local processes, `auto`, impossible requests, and GPU slots."""
+over two local processes, `auto` (strategy, and precision measured on a CPU), impossible requests, and
+GPU and CPU slots."""
 
 import json
 import os
 
+import keras
 import pytest
 
 from conftest import ROOT, _free_port, all_runs, run_cli
 from workbench.tasks.configure import make_config
 from workbench.distribute import choose_precision, cpu_slots, gpu_slots
+from workbench.precision import choose_cpu_precision, native_bfloat16
 
 pytestmark = pytest.mark.slow
 QUICK = ["--dataset", "digits", "--model", "mlp", "--epochs", "2"]
@@ -73,6 +76,29 @@ def test_auto_picks_the_default_strategy_here_and_says_why(home):
     assert run.data.tags["strategy"] == "default" and run.data.params["strategy"] == "auto"
     assert "no TPU and no GPU" in run.data.tags["strategy_reason"]
     assert run.data.tags["precision_policy"] == "float32"
+    # a one-epoch run is too short to measure bfloat16 for, on any CPU
+    expected = "too few to pay for measuring bfloat16" if native_bfloat16() else "no native bfloat16"
+    assert expected in run.data.tags["precision_reason"]
+
+
+def test_auto_precision_on_a_cpu_measures_bfloat16_once_and_keeps_the_answer(home):
+    from workbench.tasks import get_task
+
+    if not native_bfloat16():
+        pytest.skip("this CPU has no native bfloat16: auto is float32 without measuring")
+    config = make_config(task="images", dataset="digits", model="cnn", batch_size=32)
+    task = get_task("images")
+    data = task.data_for(config)
+    precision, reason = choose_cpu_precision(config, task, data, training_steps=10**6)
+    assert precision in ("float32", "mixed_bfloat16")
+    assert "a probe of this model measured bfloat16 at" in reason
+    cache = home / "precision.json"
+    (measured,) = json.loads(cache.read_text()).values()
+    assert measured["float32"] > 0 and measured["mixed_bfloat16"] > 0
+    written = cache.stat().st_mtime_ns
+    assert choose_cpu_precision(config, task, data, training_steps=10**6) == (precision, reason)
+    assert cache.stat().st_mtime_ns == written, "the second run reads the answer instead of measuring again"
+    assert keras.mixed_precision.global_policy().name == "float32", "the probe leaves the policy as it was"
 
 
 @pytest.mark.parametrize("flags, message", [
