@@ -12,7 +12,8 @@ For images/cnn (Fashion-MNIST shapes), text/transformer and speech/ds-cnn:
 The reference row trains the same images model, compiled the same way, from a plain Keras script
 (`model.fit` on NumPy arrays). Every case is timed the same way: one `fit` call, a callback
 measures the batches after a warm-up. Mixed precision is float16 on GPUs older than Ampere,
-bfloat16 on newer GPUs and on CPUs. Prints Markdown tables and the device it ran on.
+bfloat16 on newer GPUs and on CPUs. On a CPU it ends with what `precision auto` picks for each
+model (workbench/precision.py's probe). Prints Markdown tables and the device it ran on.
 """
 
 from __future__ import annotations
@@ -207,6 +208,25 @@ def main(seconds: float = 10.0) -> None:
     print("\n| task | input pipeline alone, samples/s |\n|---|---|")
     for task, rate in inputs.items():
         print(f"| {task} | {rate:.0f} |")
+    if not gpus:
+        auto_choices()
+
+
+def auto_choices() -> None:
+    """What `precision auto` picks for each model on this CPU, by its own probe, in a scratch home."""
+    import tempfile
+
+    from workbench.precision import choose_cpu_precision
+
+    print("\n| task/model | `precision auto` picks | why |\n|---|---|---|")
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["WORKBENCH_HOME"] = scratch
+        for task, model_name in (("images", "cnn"), ("text", "transformer"), ("speech", "ds-cnn")):
+            data = synthetic(task)
+            config = make_config(task=task, model=model_name, batch_size=BATCH, epochs=1,
+                                 dataset="folder:/x" if task != "images" else "digits")
+            precision, reason = choose_cpu_precision(config, get_task(task), data, training_steps=10**6)
+            print(f"| {task}/{model_name} | {precision} | {reason} |", flush=True)
 
 
 if __name__ == "__main__":

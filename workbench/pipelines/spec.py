@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from workbench.config import MAX_NAME_LENGTH
-from workbench.errors import BadInput
+from workbench.config import check_name
+from workbench.errors import BadInput, ConfigError
 from workbench.home import NOTEBOOKS_DIR
 from workbench.pipelines.cron import check_cron
 from workbench.pipelines.introspect import NOT_LITERAL, display_path, find_notebook, notebook_parameters
@@ -112,10 +112,10 @@ def load_pipeline(path: str | Path, overrides: dict[str, str] | None = None) -> 
     if schedule is not None:
         check_cron(schedule, lambda message: fail("schedule", message))
     experiment = document.get("experiment", DEFAULT_EXPERIMENT)
-    if not isinstance(experiment, str) or not experiment.strip() or not experiment.isprintable() \
-            or len(experiment) > MAX_NAME_LENGTH:
-        raise fail("experiment", f"{_shown(experiment)}: an MLflow experiment name (printable, at most "
-                                 f"{MAX_NAME_LENGTH} characters)")
+    try:
+        check_name("experiment", experiment if isinstance(experiment, str) and experiment.strip() else None)
+    except ConfigError as error:
+        raise fail("experiment", f"{_shown(experiment)}: an MLflow experiment name ({error.allowed})") from None
 
     raw_steps = document.get("steps")
     if not isinstance(raw_steps, dict) or not raw_steps:
