@@ -19,8 +19,9 @@ PURE_FILES = {"test_config.py", "test_options.py", "test_floors.py", "test_spec.
 
 
 # Seconds each of the slowest test files took in one run over two workers (pytest --durations).
-# Only an ordering hint: the longest files start first, so that the run does not end with one worker
-# still busy on a long file while the other waits. A file missing here starts after these.
+# Only an ordering hint: with `--dist loadfile` (make test) the longest files start first, so that
+# the run does not end with one worker still busy on a long file while the other waits. A file
+# missing here starts after these.
 FILE_SECONDS = {"test_studies.py": 205, "test_stops.py": 167, "test_reruns.py": 138, "test_server.py": 125,
                 "test_traffic.py": 114, "test_seeds.py": 96, "test_user_model.py": 89, "test_runner.py": 86,
                 "test_driving.py": 80, "test_launcher.py": 69, "test_diff.py": 68,
