@@ -39,7 +39,7 @@ TEST_WORKERS ?= 2
 
 test: setup
 	$(BIN)/python -m pytest -m pure -q
-	$(BIN)/python -m pytest -m "not pure" -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m "not pure" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The fast layer alone: config, options, floors, pipeline spec, search spaces, cron.
 test-pure: setup

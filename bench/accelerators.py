@@ -58,32 +58,38 @@ def synthetic(task: str, n: int = 4096) -> Splits:
 def cpu_peak() -> tuple[float, float, str]:
     """(float32 FLOP/s, bfloat16 FLOP/s, how they were derived): cores x clock x FLOP per cycle.
 
-    FLOP per cycle per core, from /proc/cpuinfo's vendor and flags: two FMA pipes of 256 bits
-    (AVX2 + FMA, and AMD's AVX-512, which Zen 4 runs as two 256-bit halves) give 2 x 8 lanes x 2
-    = 32 float32 FLOP; Intel's AVX-512 with two 512-bit FMA units gives 64 (one-unit parts give
-    32: the figure is an upper bound there). AVX512_BF16's dot product doubles that for bfloat16;
-    AMX tiles give 1024 bfloat16 FLOP per cycle (Sapphire Rapids). The clock is the nominal one
-    /proc/cpuinfo reports (boost clocks raise the real peak)."""
-    info = open("/proc/cpuinfo").read()
-    flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split(":")[1].split())
-    vendor = next(line for line in info.splitlines() if line.startswith("vendor_id")).split(":")[1].strip()
-    ghz = float(next(line for line in info.splitlines() if line.startswith("cpu MHz")).split(":")[1]) / 1000
-    cores = len(os.sched_getaffinity(0))
+    Cores: the physical cores this process may use (hyperthreads share one core's FMA units).
+    FLOP per cycle per core, from /proc/cpuinfo's vendor, family and flags: two FMA pipes of 256
+    bits (AVX2 + FMA, and AMD Zen 4's AVX-512, run as two 256-bit halves) give 2 x 8 lanes x 2 =
+    32 float32 FLOP; 512-bit FMA pipes (Intel's AVX-512 with two units, AMD Zen 5, family 26) give
+    64 (Intel parts with one AVX-512 unit give 32: there the figure is an upper bound).
+    AVX512_BF16's dot product doubles that for bfloat16; AMX tiles give 1024 bfloat16 FLOP per cycle
+    (Sapphire Rapids). The clock is what /proc/cpuinfo's `cpu MHz` says (boost clocks raise the real
+    peak: the fractions are upper bounds)."""
+    lines = open("/proc/cpuinfo").read().splitlines()
+
+    def field(name: str, default: str = "") -> str:
+        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), default)
+
+    flags, vendor = set(field("flags").split()), field("vendor_id", "unknown vendor")
+    ghz = float(field("cpu MHz", "0") or 0) / 1000
+    threads_per_core = max(1, int(field("siblings", "1")) // max(1, int(field("cpu cores", "1"))))
+    cores = max(1, len(os.sched_getaffinity(0)) // threads_per_core)
     if "avx512f" in flags:
-        fp32 = 32 if vendor == "AuthenticAMD" else 64
-        isa = f"AVX-512 ({'two 256-bit halves' if fp32 == 32 else 'two 512-bit FMA units'})"
+        wide = vendor != "AuthenticAMD" or int(field("cpu family", "0")) >= 26
+        fp32, isa = (64, "AVX-512, 512-bit FMA pipes") if wide else (32, "AVX-512 as two 256-bit halves")
     elif "avx2" in flags and "fma" in flags:
         fp32, isa = 32, "AVX2 + FMA"
     elif "avx" in flags:
         fp32, isa = 16, "AVX"
     else:
-        fp32, isa = 8, "SSE"
+        fp32, isa = 8, "SSE or unknown"
     bf16, bf16_isa = fp32, "no native bfloat16: converted to float32"
     if "amx_bf16" in flags:
         bf16, bf16_isa = 1024, "AMX tiles"
     elif "avx512_bf16" in flags:
         bf16, bf16_isa = 2 * fp32, "AVX512_BF16 dot products"
-    how = (f"{cores} cores x {ghz:.2f} GHz x {fp32} float32 FLOP/cycle ({vendor}, {isa}) = "
+    how = (f"{cores} physical cores x {ghz:.2f} GHz x {fp32} float32 FLOP/cycle ({vendor}, {isa}) = "
            f"{cores * ghz * fp32:.0f} GFLOP/s; bfloat16: {bf16} FLOP/cycle ({bf16_isa}) = "
            f"{cores * ghz * bf16:.0f} GFLOP/s")
     return cores * ghz * 1e9 * fp32, cores * ghz * 1e9 * bf16, how
@@ -175,9 +181,9 @@ def main(seconds: float = 10.0) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "CPU"
     mixed = choose_precision("auto", "default", ["gpu"] if gpus else []) if gpus else "mixed_bfloat16"
-    fp32_peak, bf16_peak, how = cpu_peak()
     print(f"device: {device} ({os.cpu_count()} CPU cores); batch {BATCH}; {seconds:.0f} s per measurement")
     if not gpus:
+        fp32_peak, bf16_peak, how = cpu_peak()
         print(f"CPU peak: {how}")
     print("\n| task/model | variant | forward MFLOP/example | samples/s, input excluded | samples/s, input included "
           "| training GFLOP/s (input excluded) | of the float32 peak | of the bfloat16 peak |")

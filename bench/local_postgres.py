@@ -27,21 +27,21 @@ def local_postgres(durable: bool = True) -> Iterator[Callable[[str], str]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    data = root / "data"
-    sync = [] if durable else ["--no-sync"]
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", *sync],
-                   check=True, capture_output=True)
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} -c max_connections=200"
-    options += "" if durable else " -c fsync=off"
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
-                    str(root / "log"), "start"], check=True, capture_output=True)
 
     def create(name: str) -> str:
         subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name],
                        check=True, capture_output=True)
         return f"postgresql://postgres@127.0.0.1:{port}/{name}"
 
+    data = root / "data"
     try:
+        sync = [] if durable else ["--no-sync"]
+        subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", *sync],
+                       check=True, capture_output=True)
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} -c max_connections=200"
+        options += "" if durable else " -c fsync=off"
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                        str(root / "log"), "start"], check=True, capture_output=True)
         yield create
     finally:
         subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],

@@ -57,13 +57,15 @@ def workbench(home: Path, *args: str, timeout: int = 3600) -> float:
 
 
 def steady_rate(storage: str, study_name: str) -> float:
-    """Finished trials per hour between the first trial's start and the last one's end."""
+    """Completed trials per hour between the first one's start and the last one's end (a worker's
+    surplus trial, refused because the others had already filled the count, does no work)."""
     import optuna
+    from optuna.trial import TrialState
 
     from workbench.tuning.storage import open_storage
 
     trials = [t for t in optuna.load_study(study_name=study_name, storage=open_storage(storage)).trials
-              if t.datetime_complete is not None]
+              if t.state == TrialState.COMPLETE]
     span = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
     return len(trials) * 3600 / span.total_seconds()
 

@@ -19,7 +19,8 @@ PURE_FILES = {"test_config.py", "test_options.py", "test_floors.py", "test_spec.
 
 
 # Seconds each of the slowest test files took in one run over two workers (pytest --durations).
-# Only an ordering hint: with `--dist loadfile` (make test) the longest files start first, so that
+# Only an ordering hint: with `--dist loadfile --no-loadscope-reorder` (make test) the longest files
+# start first, so that
 # the run does not end with one worker still busy on a long file while the other waits. A file
 # missing here starts after these.
 FILE_SECONDS = {"test_studies.py": 205, "test_stops.py": 167, "test_reruns.py": 138, "test_server.py": 125,
@@ -110,7 +111,7 @@ def postgres_server():
     Yields a function that creates a fresh database and returns its URL."""
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         pytest.skip("PostgreSQL server not installed (sudo apt-get install postgresql)")
-    sys.path.insert(0, str(ROOT / "bench"))
+    sys.path.append(str(ROOT / "bench"))
     from local_postgres import local_postgres
 
     with local_postgres(durable=False) as create_database:

@@ -5,9 +5,10 @@ A CPU with AVX512_BF16 or AMX (read from /proc/cpuinfo's flags) runs bfloat16 do
 to twice the float32 rate, but how much of that reaches a model depends on the model (casts,
 normalization and memory-bound layers stay as slow as before; bench/accelerators.py). So the
 answer is measured: a probe trains the run's own model for a few steps on one batch in float32 and
-in mixed_bfloat16, alternating, and bfloat16 is kept when it is at least MIN_GAIN faster. The answer is kept in
-`<home>/precision.json` per CPU, TensorFlow version, task, model, input shape and batch size, so
-repeated runs agree and the probe is paid once. Runs shorter than WORTH_PROBING_STEPS stay float32
+in mixed_bfloat16, alternating, and bfloat16 is kept when it is at least MIN_GAIN faster (the
+probe leaves out augmentation and the input pipeline, so its gain is an upper bound). The answer
+is kept in `<home>/precision.json` per CPU and usable cores, TensorFlow version, task, dataset,
+model, options, input shape and batch size, so repeated runs agree and the probe is paid once. Runs shorter than WORTH_PROBING_STEPS stay float32
 unprobed: the probe would cost more than it could save. Output layers stay float32 either way
 (the tasks' heads fix their dtype).
 """
@@ -19,11 +20,13 @@ import os
 import time
 from pathlib import Path
 
+from workbench.procs import file_lock, usable_cores
+
 NATIVE_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 WARMUP_STEPS = 2
 ROUNDS, STEPS_PER_ROUND = 3, 3
 MIN_GAIN = 1.1             # bfloat16 must be this much faster: smaller gains are within run-to-run noise
-WORTH_PROBING_STEPS = 2000  # training steps a run needs before a probe of 22 steps pays for itself
+WORTH_PROBING_STEPS = 2000  # training steps before a probe (two builds, 22 steps) is worth its cost
 CACHE_FILE = "precision.json"
 
 
@@ -52,17 +55,16 @@ def choose_cpu_precision(config, task, data, training_steps: int) -> tuple[str, 
     if training_steps < WORTH_PROBING_STEPS:
         return "float32", (f"auto: {training_steps} training steps are too few to pay for measuring "
                            f"bfloat16 (from {WORTH_PROBING_STEPS})")
-    import tensorflow as tf
-
-    key = "|".join([cpu_flags()[0], tf.__version__, config.task, config.model, str(data.x_train.shape[1:]),
-                    str(config.batch_size)])
-    cache = _read_cache()
-    if key not in cache:
-        try:
-            cache[key] = _probe(config, task, data)
-        except Exception as exc:  # a model this probe cannot step on one batch: train it as before
-            return "float32", f"auto: measuring bfloat16 failed ({type(exc).__name__}: {exc}), so float32"
-        _write_cache(cache)
+    with file_lock(_cache_path().with_suffix(".lock")):  # workers starting together probe once
+        cache = _read_cache()
+        key = _cache_key(config, data)
+        if key not in cache:
+            try:
+                cache[key] = _probe(config, task, data)
+            except Exception as exc:  # a model this probe cannot step on one batch: train it as before
+                first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+                return "float32", f"auto: measuring bfloat16 failed ({type(exc).__name__}: {first_line}), so float32"
+            _write_cache(cache)
     float32, bfloat16 = cache[key]["float32"], cache[key]["mixed_bfloat16"]
     gain = float32 / bfloat16
     chosen = "mixed_bfloat16" if gain >= MIN_GAIN else "float32"
@@ -71,16 +73,32 @@ def choose_cpu_precision(config, task, data, training_steps: int) -> tuple[str, 
                     f"{'at least' if chosen != 'float32' else 'below'} the {MIN_GAIN}x that bfloat16 must reach")
 
 
+def _cache_key(config, data) -> str:
+    """What the answer depends on: the CPU and the cores this process may use, TensorFlow, and
+    everything that shapes the model and its steps."""
+    import numpy as np
+    import tensorflow as tf
+
+    cores = len(usable_cores() or []) or os.cpu_count()
+    return "|".join(map(str, [cpu_flags()[0], cores, tf.__version__, config.task, config.dataset, config.model,
+                              np.shape(data.x_train)[1:], config.batch_size, config.jit_compile,
+                              config.builder, sorted(config.options.items())]))
+
+
 def _probe(config, task, data) -> dict[str, float]:
     """Seconds per training step of the run's model on one batch, in each precision: the best of
     rounds that alternate between the two, so load from elsewhere on the machine hits both alike."""
     import keras
+    from keras.src.backend.common import global_state
 
     from workbench.data.batches import input_pipeline
 
     size = min(config.batch_size, len(data.x_train))
     x, y = next(iter(input_pipeline(data.x_train[:size], task.targets(data.y_train[:size], config, data), size,
                                     False, config.seed)))
+    policy_before = keras.mixed_precision.global_policy()
+    # Layer names count up per process; the run's own model is named as if the probe had not been.
+    names_before = dict(global_state.get_global_attribute("object_name_uids", default={}))
     models = {}
     try:
         for policy in ("float32", "mixed_bfloat16"):  # a layer keeps the policy it was built under
@@ -90,7 +108,11 @@ def _probe(config, task, data) -> dict[str, float]:
             for _ in range(WARMUP_STEPS):  # trace, and let oneDNN pick its kernels
                 models[policy].train_on_batch(x, y)
     finally:
-        keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy(policy_before)
+        names = global_state.get_global_attribute("object_name_uids")
+        if names is not None:
+            names.clear()
+            names.update(names_before)
     best = dict.fromkeys(models, float("inf"))
     for _ in range(ROUNDS):
         for policy, model in models.items():
@@ -98,7 +120,6 @@ def _probe(config, task, data) -> dict[str, float]:
             for _ in range(STEPS_PER_ROUND):
                 model.train_on_batch(x, y)
             best[policy] = min(best[policy], (time.perf_counter() - started) / STEPS_PER_ROUND)
-    keras.backend.clear_session()  # layer names restart as if the probe had not been
     return best
 
 
@@ -119,5 +140,8 @@ def _read_cache() -> dict:
 def _write_cache(cache: dict) -> None:
     path = _cache_path()
     pending = path.with_name(f".{CACHE_FILE}.{os.getpid()}.tmp")  # renamed whole: never half a file
-    pending.write_text(json.dumps(cache, indent=1) + "\n")
-    os.replace(pending, path)
+    try:
+        pending.write_text(json.dumps(cache, indent=1) + "\n")
+        os.replace(pending, path)
+    except OSError:  # a full disk or read-only home: this run still has its answer; the next measures again
+        pending.unlink(missing_ok=True)

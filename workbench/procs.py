@@ -64,12 +64,18 @@ def die_with_parent() -> None:
         pass
 
 
-def pinned_to(cores: set[int]):
+def usable_cores() -> list[int] | None:
+    """The CPU cores this process may run on; None where the system cannot say or pin (not Linux)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def pinned_to(cores: set[int] | None):
     """For Popen's preexec_fn: `die_with_parent`, and the child runs on `cores` only (TensorFlow
-    then sizes its thread pools to them)."""
+    then sizes its thread pools to them); None pins nothing."""
     def prepare() -> None:
         die_with_parent()
-        os.sched_setaffinity(0, cores)
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
 
     return prepare
 

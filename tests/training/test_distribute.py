@@ -98,7 +98,16 @@ def test_auto_precision_on_a_cpu_measures_bfloat16_once_and_keeps_the_answer(hom
     written = cache.stat().st_mtime_ns
     assert choose_cpu_precision(config, task, data, training_steps=10**6) == (precision, reason)
     assert cache.stat().st_mtime_ns == written, "the second run reads the answer instead of measuring again"
-    assert keras.mixed_precision.global_policy().name == "float32", "the probe leaves the policy as it was"
+    # another model: measured anew, and the dtype policy and layer names are left as they were
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        before = keras.layers.Dense(1).name
+        choose_cpu_precision(config.replace(model="mlp"), task, data, training_steps=10**6)
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        assert int(keras.layers.Dense(1).name.rsplit("_", 1)[1]) == int(before.rsplit("_", 1)[1]) + 1
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert len(json.loads(cache.read_text())) == 2
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -83,7 +83,7 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
     import optuna
 
     from workbench.distribute import cpu_slots, gpu_slots, visible_gpu_ids
-    from workbench.procs import pinned_to
+    from workbench.procs import pinned_to, usable_cores
     from workbench.seeds import seed_list
     from workbench.tasks import get_task
     from workbench.tuning import mlflow_bridge
@@ -134,7 +134,8 @@ def tune(task: str = "images", trials: int = 20, *, study: str | None = None, st
             command = [sys.executable, "-m", "workbench.tuning.workers", "--study", study_name]
             command += ["--storage", storage] if storage else []
             slots = gpu_slots(visible_gpu_ids(), workers)  # one GPU per worker process when there are GPUs
-            cores = cpu_slots(sorted(os.sched_getaffinity(0)), workers)
+            usable = usable_cores()
+            cores = cpu_slots(usable, workers) if usable else [None] * workers
             processes = [subprocess.Popen([*command, "--index", str(i)], preexec_fn=pinned_to(cores[i]),
                                           env={**os.environ, **({"CUDA_VISIBLE_DEVICES": slot} if slot else {})})
                          for i, slot in enumerate(slots)]

@@ -7,7 +7,6 @@ Any process started with the same study and storage joins; `python -m workbench.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -16,6 +15,7 @@ from optuna.trial import TrialState
 
 from workbench.config import MAX_SEED
 from workbench.tasks.configure import make_config
+from workbench.procs import usable_cores
 from workbench.tuning.storage import WORKER_ATTR, open_storage, this_worker
 
 SETTINGS_ATTR = "workbench"
@@ -56,7 +56,7 @@ def objective_for(study: optuna.Study, settings: dict, data, stop: dict):
             stop["now"] = True
             raise SurplusTrial()
         trial.set_user_attr(WORKER_ATTR, this_worker())
-        trial.set_user_attr(CORES_ATTR, sorted(os.sched_getaffinity(0)))  # the CPU cores it ran on
+        trial.set_user_attr(CORES_ATTR, usable_cores())  # the CPU cores it ran on (None: not known here)
         config = base.replace(**suggest(trial, settings["space"]))
         tags = {"optuna.study": study.study_name, "optuna.trial": str(trial.number)}
         pruning = PruningCallback(trial, monitor)
