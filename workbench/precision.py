@@ -15,6 +15,7 @@ unprobed: the probe would cost more than it could save. Output layers stay float
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -30,15 +31,16 @@ WORTH_PROBING_STEPS = 2000  # training steps before a probe (two builds, 22 step
 CACHE_FILE = "precision.json"
 
 
-def cpu_flags() -> tuple[str, set[str]]:
+@functools.lru_cache(maxsize=1)  # read once per process: it does not change
+def cpu_flags() -> tuple[str, frozenset[str]]:
     """(model name, flags) of this machine's CPU; ("", set()) where /proc/cpuinfo is missing."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return "", set()
+        return "", frozenset()
     name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
     flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return name, set(flags)
+    return name, frozenset(flags)
 
 
 def native_bfloat16() -> str | None:

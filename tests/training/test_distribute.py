@@ -101,6 +101,7 @@ def test_auto_precision_on_a_cpu_measures_bfloat16_once_and_keeps_the_answer(hom
     # another model: measured anew, and the dtype policy and layer names are left as they were
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
+        keras.layers.Dense(1)  # so that the next name has a number: dense_N
         before = keras.layers.Dense(1).name
         choose_cpu_precision(config.replace(model="mlp"), task, data, training_steps=10**6)
         assert keras.mixed_precision.global_policy().name == "mixed_float16"
