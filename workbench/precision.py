@@ -84,7 +84,7 @@ def _cache_key(config, data) -> str:
     cores = len(usable_cores() or []) or os.cpu_count()
     return "|".join(map(str, [cpu_flags()[0], cores, tf.__version__, config.task, config.dataset, config.model,
                               np.shape(data.x_train)[1:], config.batch_size, config.jit_compile,
-                              config.builder, sorted(config.options.items())]))
+                              sorted(config.options.items())]))
 
 
 def _probe(config, task, data) -> dict[str, float]:

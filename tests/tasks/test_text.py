@@ -150,6 +150,20 @@ def test_every_text_model_learns_from_raw_strings(model_name, imdb_folder, tmp_p
         assert (probabilities.argmax(axis=1) == data.y_test).mean() >= 0.9
 
 
+def test_sequence_models_also_read_a_bag_of_words_and_pairs_unless_told_not_to(imdb_folder):
+    task = get_task("text")
+    config = make_config(task="text", dataset=f"folder:{imdb_folder}", model="cnn1d")
+    data = task.load_data(config)
+    wide = task.build_model(config, data)
+    bag = wide.get_layer("word_and_pair_bag")
+    assert any(" " in term for term in bag.get_vocabulary()), "word pairs are in the bag"
+    head = wide.get_layer("probabilities")
+    assert head.input.shape[-1] == 3 * 100 + bag.vocabulary_size(), "the classifier reads both paths"
+    narrow = task.build_model(config.replace(wide=False), data)
+    assert "word_and_pair_bag" not in [layer.name for layer in narrow.layers]
+    assert narrow.get_layer("probabilities").input.shape[-1] == 3 * 100
+
+
 def test_a_csv_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
     from workbench.errors import DataError
 
