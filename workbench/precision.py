@@ -49,12 +49,17 @@ def native_bfloat16() -> str | None:
     return next((flag for flag in NATIVE_BFLOAT16_FLAGS if flag in flags), None)
 
 
+def probes(training_steps: int) -> bool:
+    """Whether `auto` consults the probe (measured now or read from the cache) for a run this long."""
+    return native_bfloat16() is not None and training_steps >= WORTH_PROBING_STEPS
+
+
 def choose_cpu_precision(config, task, data, training_steps: int) -> tuple[str, str]:
     """(Keras dtype policy, why) for `precision auto` on a CPU; see the module docs."""
     flag = native_bfloat16()
     if flag is None:
         return "float32", "auto: this CPU has no native bfloat16 (AVX512_BF16 or AMX)"
-    if training_steps < WORTH_PROBING_STEPS:
+    if not probes(training_steps):
         return "float32", (f"auto: {training_steps} training steps are too few to pay for measuring "
                            f"bfloat16 (from {WORTH_PROBING_STEPS})")
     with file_lock(_cache_path().with_suffix(".lock")):  # workers starting together probe once

@@ -95,13 +95,13 @@ def _settle_cpu_precision(config: RunConfig, task, data, placement):
 
     import keras
 
-    from workbench.precision import WORTH_PROBING_STEPS, choose_cpu_precision, native_bfloat16
+    from workbench.precision import choose_cpu_precision, probes
     from workbench.training import seed_everything
 
-    steps = -(-len(data.x_train) // config.batch_size) * config.epochs
+    steps = data.steps_per_epoch(config.batch_size) * config.epochs
     precision, reason = choose_cpu_precision(config, task, data, steps)
     keras.mixed_precision.set_global_policy(precision)
-    if native_bfloat16() and steps >= WORTH_PROBING_STEPS:
+    if probes(steps):
         seed_everything(config.seed)  # a probe drew random numbers: probed or not, such runs start alike
     return dataclasses.replace(placement, precision=precision, precision_reason=reason)
 

@@ -42,7 +42,7 @@ def resolve_epochs(config: RunConfig, task: "Task", data: Splits, replicas: int 
     50,000-image set alike."""
     if config.epochs:
         return config
-    steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+    steps_per_epoch = data.steps_per_epoch(config.batch_size * replicas)
     low, high = task.auto_epoch_range
     epochs = int(np.clip(-(-task.auto_steps // steps_per_epoch), low, high))
     patience = max(task.auto_patience, -(-task.auto_patience_steps // steps_per_epoch))

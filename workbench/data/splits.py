@@ -34,6 +34,10 @@ class Splits:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)}
 
+    def steps_per_epoch(self, global_batch_size: int) -> int:
+        """Gradient steps per pass over the training split (the last batch may be short)."""
+        return -(-len(self.x_train) // global_batch_size)
+
 
 def split_holdout(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, field: str = "validation_split"):
     """Split off `fraction` of the examples, stratified by label when every class can afford it."""

@@ -20,7 +20,7 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.
 
 
 def compile_model(model: keras.Model, config: RunConfig, task, data: Splits, replicas: int = 1) -> None:
-    steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+    steps_per_epoch = data.steps_per_epoch(config.batch_size * replicas)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=config.loss,
                   metrics=task.metrics(config, data), jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)

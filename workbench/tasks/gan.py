@@ -91,7 +91,7 @@ class GanTask(Task):
                    name=f"gan_{config.model.replace('-', '_')}")
 
     def compile(self, model, config: RunConfig, data: Splits, replicas: int = 1) -> None:
-        steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+        steps_per_epoch = data.steps_per_epoch(config.batch_size * replicas)
         model.compile(_optimizer(config, steps_per_epoch), _optimizer(config, steps_per_epoch),
                       judge=self.judge(data, config), jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
@@ -138,7 +138,7 @@ class GanTask(Task):
 
             judge = build_judge(data.input_shape, data.num_classes, config.seed)
             judge.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-            steps_per_epoch = -(-len(data.x_train) // JUDGE_BATCH)
+            steps_per_epoch = data.steps_per_epoch(JUDGE_BATCH)
             epochs = min(JUDGE_MAX_EPOCHS, max(2, -(-JUDGE_MIN_STEPS // steps_per_epoch)))
             train = input_pipeline(data.x_train, data.y_train, JUDGE_BATCH, shuffle=True, seed=config.seed)
             judge.fit(train, epochs=epochs, verbose=0)

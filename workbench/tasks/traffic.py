@@ -132,7 +132,7 @@ class TrafficTask(Task):
         from workbench.models.compiling import make_optimizer
         from workbench.models.detection import CenterNetLoss
 
-        steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+        steps_per_epoch = data.steps_per_epoch(config.batch_size * replicas)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=CenterNetLoss(data.num_classes),
                       jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
 

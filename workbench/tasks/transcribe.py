@@ -175,7 +175,7 @@ class TranscribeTask(Task):
         from workbench.models.compiling import make_optimizer
         from workbench.models.ctc import ctc_loss
 
-        steps_per_epoch = -(-len(data.x_train) // (config.batch_size * replicas))
+        steps_per_epoch = data.steps_per_epoch(config.batch_size * replicas)
         optimizer = make_optimizer(config, steps_per_epoch)
         optimizer.clipnorm = self.clip_norm
         model.compile(optimizer=optimizer, loss=ctc_loss,
