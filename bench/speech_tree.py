@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/speech_tree.py OUT [--words 10] [--rate 8000] [--seed 0]
 
-Ten unnumbered phrases of the hedgewars voice packs (Debian hedgewars-data), one folder each,
+Ten unnumbered phrases of the hedgewars voice packs (Debian hedgewars-data), one folder each
+named by its words as a user would ("come_on_then"),
 every clip resampled to 8 kHz 16-bit WAV as recorded (not centred, not padded), and the packs
 that `voices` holds out for validation and test listed in validation_list.txt / testing_list.txt.
 Training on it goes through `--dataset folder:OUT`, the path a user's own recordings take.
@@ -29,7 +30,8 @@ def build(out: Path, words: int, rate: int, seed: int) -> Path:
                 continue
             samples, native = speech.read_audio(file)
             clip = speech.resample(samples, native, rate)
-            relative = f"{file.stem.lower()}/{pack.name}_nohash_0.wav"
+            folder = voices.PHRASE_TEXT.get(file.stem, file.stem.lower()).replace(" ", "_")
+            relative = f"{folder}/{pack.name}_nohash_0.wav"
             write_wav(out / relative, clip, rate)
             if split_of[pack.name] in listed:
                 listed[split_of[pack.name]].append(relative)

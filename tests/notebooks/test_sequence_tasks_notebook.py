@@ -59,10 +59,12 @@ def test_speech_ds_cnn_through_the_notebook_predicts_on_raw_waveforms(home, tmp_
     tree = speech_synthesis.generate(tmp_path / "spoken", speaker_count=8, utterances=1, seed=5,
                                      split=(0.25, 0.25))
     run, paths = _train_and_read_back(home, "--task", "speech", "--model", "ds-cnn", "--dataset",
-                                      f"folder:{tree}", "--epochs", "1", "--batch-size", "16")
+                                      f"folder:{tree}", "--epochs", "1", "--batch-size", "16",
+                                      "--synthetic-voices", "2")
     assert any(p.startswith("misclassified_audio/") and p.endswith(".wav") for p in paths)
     assert "figures/misclassified_spectrograms.png" in paths
     assert "test_recall_yes" in run.data.metrics and run.data.metrics["test_speakers"] == 2
+    assert run.data.params["synthetic_voices"] == "2"
     model = _load_logged_model(home, run)
     waves = np.random.default_rng(0).normal(0, 0.1, (3, 16_000)).astype("float32")
     assert model.predict(waves, verbose=0).shape == (3, 12)

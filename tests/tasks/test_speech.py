@@ -56,7 +56,10 @@ def test_synthesized_tree_has_the_speech_commands_layout(tiny_tree):
 
 @needs_espeak
 def test_split_by_voice_never_shares_a_speaker(tiny_tree):
-    config = make_config(task="speech", dataset=f"folder:{tiny_tree}")
+    from workbench.data import spoken_labels
+
+    recorded = get_task("speech").load_data(make_config(task="speech", dataset=f"folder:{tiny_tree}"))
+    config = make_config(task="speech", dataset=f"folder:{tiny_tree}", synthetic_voices=2)
     data = get_task("speech").load_data(config)
     groups = data.extras["speakers"]
     assert not set(groups["train"]) & set(groups["test"])
@@ -64,6 +67,30 @@ def test_split_by_voice_never_shares_a_speaker(tiny_tree):
     assert len(data.class_names) == 12 and "_background_noise_" not in data.class_names
     assert data.x_train.shape[1:] == (16_000,)
     assert len(data.extras["noises"]) == 4  # used for augmentation
+    # synthesized voices say the 10 keywords (not _unknown_ or _silence_), in training only
+    added = len(data.x_train) - len(recorded.x_train)
+    assert added == 2 * 10 * spoken_labels.TAKES
+    assert len(data.x_val) == len(recorded.x_val) and len(data.x_test) == len(recorded.x_test)
+    assert (data.x_val == recorded.x_val).all() and (data.x_test == recorded.x_test).all()
+    extra_labels = data.y_train[len(recorded.x_train):]
+    assert sorted({data.class_names[i] for i in extra_labels}) == sorted(speech_synthesis.KEYWORDS)
+    assert np.bincount(extra_labels, minlength=12).max() == 2 * spoken_labels.TAKES
+    assert sum(s.startswith("synthetic-") for s in groups["train"]) == 2
+    assert not any(s.startswith("synthetic-") for s in groups["validation"] + groups["test"])
+    note = next(n for n in data.notes if "synthesized voices" in n)
+    assert "40 clips of 2 synthesized voices" in note and "not spoken: _silence_, _unknown_" in note
+    # peak-normalized and centred like the recordings
+    extra = data.x_train[len(recorded.x_train):]
+    assert np.allclose(np.abs(extra).max(axis=1), speech.PEAK, atol=1e-3)
+
+
+def test_class_names_are_read_as_the_words_a_synthesizer_says():
+    from workbench.data.spoken_labels import spoken_text
+
+    assert spoken_text("TakeCover") == "Take Cover"
+    assert spoken_text("take_cover") == spoken_text("take-cover") == "take cover"
+    assert spoken_text("yes") == "yes" and spoken_text("7") == "7"
+    assert spoken_text("_unknown_") is None and spoken_text("_silence_") is None
 
 
 def test_folder_loader_resamples_and_skips_bad_files(tmp_path):
@@ -148,7 +175,7 @@ def test_every_speech_model_trains_on_raw_waveforms(model_name, tiny_tree, tmp_p
     from workbench.training import compile_model, fit, predict
 
     config = make_config(task="speech", dataset=f"folder:{tiny_tree}", model=model_name, epochs=1,
-                                 batch_size=16)
+                         batch_size=16)
     task = get_task("speech")
     data = task.load_data(config)
     model = task.build_model(config, data)

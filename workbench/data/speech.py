@@ -42,6 +42,7 @@ class SpeechSource:
     source: str
     notes: list[str] = field(default_factory=list)
     sample_rate: int = SAMPLE_RATE  # the lowest native rate among the clips
+    class_texts: list | None = None  # what each class says, where its name is not plain words
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:

@@ -26,6 +26,13 @@ VOICES = Path("/usr/share/games/hedgewars/Data/Sounds/voices")
 PROCESSED = ("Robot",)
 OTHER_LANGUAGES = ("Default_es", "Default_pl", "Default_ru", "Default_uk", "Russian_pl")
 VALIDATION_PACKS, TEST_PACKS = 2, 3
+# What is said, where a file name runs words together or names a sound; for the synthesized
+# training voices (workbench.data.spoken_labels). The other names are words already.
+PHRASE_TEXT = {"Byebye": "bye bye", "Comeonthen": "come on then", "Enemydown": "enemy down",
+               "Firstblood": "first blood", "Illgetyou": "I'll get you", "Laugh": "ha ha ha",
+               "Ooff": "oof", "Ow": "ow", "Sameteam": "same team", "Takecover": "take cover",
+               "Uh-oh": "uh oh", "Watchit": "watch it", "Yessir": "yes sir",
+               "Youllregretthat": "you'll regret that"}
 
 
 def phrase_of(stem: str) -> str:
@@ -78,4 +85,5 @@ def load_voices(seed: int, root: Path = VOICES) -> speech.SpeechSource:
     if skipped:
         notes.append(f"skipped {len(skipped)} unreadable file(s): {', '.join(skipped)}")
     return speech.SpeechSource(np.stack(waves), np.array(labels, dtype=np.int64), np.array(speakers),
-                               np.array(splits), class_names, [], str(root), notes, min(rates))
+                               np.array(splits), class_names, [], str(root), notes, min(rates),
+                               [PHRASE_TEXT.get(name, name.lower()) for name in class_names])
