@@ -84,6 +84,14 @@ def test_split_by_voice_never_shares_a_speaker(tiny_tree):
     assert np.allclose(np.abs(extra).max(axis=1), speech.PEAK, atol=1e-3)
 
 
+def test_synthetic_voices_for_an_all_synthesized_dataset_is_a_config_error():
+    from workbench.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'synthetic_voices'.*spoken-commands"):
+        make_config(task="speech", synthetic_voices=3)
+    assert make_config(task="speech", dataset="voices", synthetic_voices=3).synthetic_voices == 3
+
+
 def test_class_names_are_read_as_the_words_a_synthesizer_says():
     from workbench.data.spoken_labels import spoken_text
 

@@ -61,6 +61,13 @@ class SpeechTask(ClassificationTask):
                minimum=0),
     )
 
+    def check_config(self, config: RunConfig) -> None:
+        from workbench.config import ConfigError
+
+        if config.synthetic_voices and config.dataset == "spoken-commands":
+            raise ConfigError("synthetic_voices", config.synthetic_voices, "0 with dataset spoken-commands, whose "
+                              "voices are all synthesized already; voices and folder:PATH datasets take it")
+
     # ---- data ---------------------------------------------------------------------------
 
     def load_data(self, config: RunConfig) -> Splits:
