@@ -216,9 +216,7 @@ class TextTask(ClassificationTask):
         train_texts = tf.data.Dataset.from_tensor_slices(data.x_train).batch(512)
         max_tokens = sizes["vocabulary_size"] + 2  # the padding and out-of-vocabulary tokens
         if config.model == "bow":
-            vectorizer = layers.TextVectorization(max_tokens=max_tokens, ngrams=2, output_mode="tf_idf")
-            vectorizer.adapt(train_texts)
-            x = blocks.dense(vectorizer(inputs), 128, config)
+            x = blocks.dense(_word_and_pair_bag(train_texts, max_tokens)(inputs), 128, config)
         else:
             length = sizes["sequence_length"]
             if config.model == "cnn1d":
@@ -247,9 +245,7 @@ class TextTask(ClassificationTask):
                 x = layers.Dropout(config.dropout)(x) if config.dropout else x
                 x = blocks.dense(x, 64, config)
             if config.wide:
-                bag = layers.TextVectorization(max_tokens=vocabulary_from_data(data.x_train, 2) + 2, ngrams=2,
-                                               output_mode="tf_idf", name="word_and_pair_bag")
-                bag.adapt(train_texts)
+                bag = _word_and_pair_bag(train_texts, vocabulary_from_data(data.x_train, 2) + 2, "word_and_pair_bag")
                 x = layers.Concatenate(name="wide_and_deep")([x, bag(inputs)])
         outputs = blocks.classifier_head(x, data.num_classes, config)
         return keras.Model(inputs, outputs, name=f"{self.name}_{config.model}")
@@ -289,6 +285,15 @@ class TextTask(ClassificationTask):
             "baseline_test_accuracy": float(np.mean(predicted == data.y_test)),
             "baseline_test_macro_f1": float(f1_score(data.y_test, predicted, average="macro")),
         }
+
+
+def _word_and_pair_bag(train_texts, max_tokens: int, name: str | None = None):
+    """TF-IDF over words and word pairs, adapted on the training texts: `bow`'s input and the wide path."""
+    from keras import layers
+
+    bag = layers.TextVectorization(max_tokens=max_tokens, ngrams=2, output_mode="tf_idf", name=name)
+    bag.adapt(train_texts)
+    return bag
 
 
 def _split(source, config: RunConfig):
