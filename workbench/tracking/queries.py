@@ -86,13 +86,17 @@ def first_with_logged_model(run_ids: Iterable[str]) -> str | None:
 
 
 def load_logged_model(run_id: str):
-    """The Keras model a training run logged (MLflow 3 logged model; `runs:/RUN/model` otherwise)."""
+    """The Keras model a training run logged (MLflow 3 logged model; `runs:/RUN/model` otherwise);
+    for a model logged with its own loader (a ServedModel), the network inside it."""
     import mlflow.keras
+    import mlflow.pyfunc
 
     run = tracking.client().get_run(run_id)
     outputs = run.outputs.model_outputs if run.outputs else []
     uri = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run_id}/model"
-    return mlflow.keras.load_model(uri)
+    if "keras" in mlflow.models.get_model_info(uri).flavors:
+        return mlflow.keras.load_model(uri)
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().served.network
 
 
 def artifact_files(run_id: str, folder: str) -> list[str]:
