@@ -98,3 +98,19 @@ def test_patience_spans_the_tasks_steps_on_small_sets():
     assert chosen.patience == max(task.auto_patience, task.auto_patience_steps // 10) > task.auto_patience
     assert make_config(task="text", model="minilm").epochs == 3  # a pretrained encoder: few epochs
     assert make_config(task="text", model="cnn1d").epochs == 0  # from the data
+
+
+def test_a_pretrained_encoder_warms_its_rate_up_and_models_from_scratch_do_not():
+    from workbench.models.compiling import make_optimizer
+
+    def rates(model, steps, **options):
+        optimizer = make_optimizer(make_config(task="text", model=model, **options), 100,
+                                   get_task("text").warmup_fraction_for(model))
+        for step in steps:
+            optimizer.iterations.assign(step)
+            yield float(optimizer.learning_rate)
+
+    first, middle, end_of_warmup, last = rates("minilm", (0, 15, 30, 299), learning_rate=1e-4)  # 3 epochs
+    assert first == 0 and middle == pytest.approx(5e-5) and end_of_warmup == pytest.approx(1e-4)
+    assert last < 1e-6  # then the cosine decay to the last step
+    assert list(rates("cnn1d", (0,), epochs=3)) == [pytest.approx(1e-3)]

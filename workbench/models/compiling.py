@@ -8,10 +8,15 @@ from workbench.config import RunConfig
 from workbench.data.splits import Splits
 
 
-def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(config: RunConfig, steps_per_epoch: int, warmup_fraction: float = 0.0) -> keras.optimizers.Optimizer:
+    """The config's optimizer; with the cosine schedule, a linear warmup over `warmup_fraction` of the steps first
+    (fine-tuning a pretrained encoder: large early steps would undo what it learned)."""
     rate = config.learning_rate
     if config.lr_schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, steps_per_epoch * config.epochs))
+        steps = max(1, steps_per_epoch * config.epochs)
+        warmup = int(warmup_fraction * steps)
+        rate = keras.optimizers.schedules.CosineDecay(0.0 if warmup else rate, decay_steps=max(1, steps - warmup),
+                                                      warmup_target=rate if warmup else None, warmup_steps=warmup)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
     if config.optimizer == "rmsprop":
@@ -21,6 +26,6 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.
 
 def compile_model(model: keras.Model, config: RunConfig, task, data: Splits, replicas: int = 1) -> None:
     steps_per_epoch = data.steps_per_epoch(config.batch_size * replicas)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=config.loss,
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch, task.warmup_fraction_for(config.model)), loss=config.loss,
                   metrics=task.metrics(config, data), jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)

@@ -72,6 +72,10 @@ class Task:
         """The most epochs a run of `config` can take (what a pruner's budget counts in)."""
         return config.epochs or self.auto_epoch_range[1]
 
+    def warmup_fraction_for(self, model: str) -> float:
+        """Share of a cosine schedule's steps spent warming the rate up from 0 (pretrained models)."""
+        return 0.0
+
     def default_learning_rate_for(self, model: str) -> float:
         """The step size used when the config gives none (pretrained models want smaller ones)."""
         return 1e-3
