@@ -1,11 +1,12 @@
 """Text classification: fortunes by topic, Rotten Tomatoes fresh/rotten reviews, class-per-folder
 .txt trees, or CSV files.
 
-Models take raw strings, so the logged MLflow model predicts on text: `bow`, `cnn1d`, `rnn`,
-`lstm`, `transformer` (a TextVectorization layer inside the model; the sequence models can start
-from GloVe vectors, and by default their classifier also reads a TF-IDF bag of words and word
-pairs: on ~10k short reviews the sequence path alone stayed below the linear baseline, which
-that bag is the input of) and `minilm` (a pretrained 6-layer BERT, its tokenizer attached).
+Models take raw strings, so the logged MLflow model predicts on text: `bow` (linear over a bag of
+words and word pairs, each weighted by its naive-Bayes log-count ratio), `cnn1d`, `rnn`, `lstm`,
+`transformer` (a TextVectorization layer inside the model; the sequence models can start from
+GloVe vectors, and by default their classifier also reads bow's bag: on ~10k short reviews the
+sequence path alone stayed below the linear baseline) and `minilm` (a pretrained 6-layer BERT,
+its tokenizer attached, a head on the mean of its token vectors).
 Vocabulary size and sequence length default to what the training split needs.
 Baseline: TF-IDF (1-2 grams) + logistic regression on the same training split.
 """
@@ -75,8 +76,8 @@ class TextTask(ClassificationTask):
                                           "(95th percentile)", minimum=0, allowed="an integer >= 0 (0 = from the data)"),
         Option("embeddings", str, "learned", "sequence models' word vectors: learned, or GloVe 6B 50-d fine-tuned "
                                              "(glove) or frozen (glove-frozen)", choices=EMBEDDINGS),
-        Option("wide", bool, True, "cnn1d, rnn, lstm, transformer: also feed a TF-IDF bag of words and word pairs "
-                                   "straight to the classifier, beside the sequence path (wide and deep)"),
+        Option("wide", bool, True, "cnn1d, rnn, lstm, transformer: also feed bow's weighted bag of words and word "
+                                   "pairs straight to the classifier, beside the sequence path (wide and deep)"),
         Option("text_column", str, "text", "text column of csv: datasets"),
         Option("label_column", str, "label", "label column of csv: datasets"),
     )
