@@ -3,8 +3,9 @@
 Sentence-embedding encoders such as all-MiniLM-L6-v2 were trained with mean pooling, so their
 [CLS] output is a weak summary: with the encoder frozen, logistic regression on rotten-tomatoes
 read 0.766 test accuracy from the mean against 0.705 from the pooled [CLS] (seed 42). A keras_hub
-Task subclass keeps the tokenizer inside the saved model (its vocabulary saved as an asset), and
-Keras finds this class again on reload by importing this module by name.
+Task subclass keeps the tokenizer inside the saved model (its vocabulary saved as an asset). Keras
+imports only its own packages' classes on reload, so the run logs the model as a ServedModel, whose
+loader imports this module first.
 """
 
 from __future__ import annotations

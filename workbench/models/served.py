@@ -1,4 +1,6 @@
 """Models whose users give raw input and get text back: a Keras network plus the Python around it.
+(Also the way to log a network built from a class of ours, which Keras cannot find by itself on
+reload: `mean_pooled_bert`'s classifier returns probabilities through it.)
 
 A network that emits a sequence (CTC frames, next-token probabilities) needs decoding before its
 output means anything, and decoding is Python (beam search, sampling). A task's `exported_model`
