@@ -50,7 +50,8 @@ class RunConfig:
     momentum: float = field(default=0.9, metadata=_help("momentum for sgd (ignored otherwise)"))
     activation: str = field(default="relu", metadata=_help("hidden activation: " + ", ".join(ACTIVATIONS)))
     loss: str = field(default="", metadata=_help("training loss; empty = task default"))
-    dropout: float = field(default=0.0, metadata=_help("dropout rate in [0, 1)"))
+    dropout: float = field(default=0.0, metadata=_help("dropout rate in [0, 1); 0 = the model's default (none; "
+                                                       "text transformer 0.3)"))
     l1: float = field(default=0.0, metadata=_help("L1 weight penalty"))
     l2: float = field(default=0.0, metadata=_help("L2 weight penalty"))
     patience: int = field(default=0, metadata=_help("early-stopping patience in epochs; 0 = off"))

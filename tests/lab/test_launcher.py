@@ -52,6 +52,9 @@ def test_choosing_a_task_offers_its_datasets_models_and_losses():
     config = launcher.set(model="bow", epochs=2).config()
     assert (config.task, config.dataset, config.model, config.epochs) == ("text", "fortunes", "bow", 2)
     assert config_flags(config) == ["--task", "text", "--model", "bow", "--epochs", "2"]
+    # a model's own defaults (minilm's learning rate and epochs, the transformer's dropout) need no flags
+    assert config_flags(make_config(task="text", model="minilm")) == ["--task", "text", "--model", "minilm"]
+    assert config_flags(make_config(task="text", dropout=0.1)) == ["--task", "text", "--dropout", "0.1"]
     # Options follow the task and model: the images options went, text's came, minilm's own with it.
     assert "augment" not in launcher.controls and "embeddings" in launcher.controls
     assert "frozen_layers" not in launcher.controls

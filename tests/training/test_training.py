@@ -98,6 +98,9 @@ def test_patience_spans_the_tasks_steps_on_small_sets():
     assert chosen.patience == max(task.auto_patience, task.auto_patience_steps // 10) > task.auto_patience
     assert make_config(task="text", model="minilm").epochs == 3  # a pretrained encoder: few epochs
     assert make_config(task="text", model="cnn1d").epochs == 0  # from the data
+    assert make_config(task="text", model="transformer").dropout == 0.3  # its only regularizer
+    assert make_config(task="text", model="transformer", dropout=0.1).dropout == 0.1
+    assert make_config(task="text", model="lstm").dropout == 0 == make_config(task="images").dropout
 
 
 def test_a_pretrained_encoder_warms_its_rate_up_and_models_from_scratch_do_not():

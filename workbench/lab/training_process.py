@@ -173,8 +173,10 @@ class TrainingProcess(WatchedRun):
 
 
 def config_flags(config: RunConfig) -> list[str]:
-    """`workbench train` flags: the task, and the fields that differ from that task's defaults."""
-    defaults = make_config(task=config.task).to_dict()
+    """`workbench train` flags: the task, the model when it is not the task's default, and the fields that
+    differ from that model's defaults (each model brings its own learning rate and dropout)."""
+    defaults = {**make_config(task=config.task, model=config.model).to_dict(),
+                "model": make_config(task=config.task).model}
     flags = ["--task", config.task]
     for name, value in config.to_dict().items():  # fields, then the task's and model's options
         if value != defaults.get(name):

@@ -72,6 +72,10 @@ class Task:
         """The most epochs a run of `config` can take (what a pruner's budget counts in)."""
         return config.epochs or self.auto_epoch_range[1]
 
+    def default_dropout_for(self, model: str) -> float:
+        """The dropout rate used when the config gives none (0)."""
+        return 0.0
+
     def warmup_fraction_for(self, model: str) -> float:
         """Share of a cosine schedule's steps spent warming the rate up from 0 (pretrained models)."""
         return 0.0

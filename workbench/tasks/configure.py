@@ -46,6 +46,7 @@ def build(values: Mapping[str, Any]) -> RunConfig:
         model=model,
         epochs=config.epochs or task.default_epochs_for(model),  # 0 stays 0: epochs from the data
         learning_rate=config.learning_rate or task.default_learning_rate_for(model),
+        dropout=config.dropout or task.default_dropout_for(model),
         loss=config.loss or task.default_loss_for(model),
         experiment=config.experiment or f"workbench-{config.task}",
         options={name: option.check(extra[name]) if name in extra else option.default
