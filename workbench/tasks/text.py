@@ -225,7 +225,6 @@ class TextTask(ClassificationTask):
             return minilm.classifier(data.num_classes, sizes["sequence_length"], config.frozen_layers,
                                      binary=config.loss == "binary_crossentropy")
         inputs = keras.Input(shape=(), dtype="string", name="text")
-        train_texts = tf.data.Dataset.from_tensor_slices(data.x_train).batch(512)
         max_tokens = sizes["vocabulary_size"] + 2  # the padding and out-of-vocabulary tokens
         if config.model == "bow":  # linear: a hidden layer over the bag scored lower on every seed (BENCHMARKS.md)
             x = word_and_pair_bag(data.x_train, data.y_train, data.num_classes, max_tokens)(inputs)
@@ -236,7 +235,7 @@ class TextTask(ClassificationTask):
                 length = max(length, max(KIM_WIDTHS))  # the widest convolution needs that many tokens
             vectorizer = layers.TextVectorization(max_tokens=max_tokens, output_mode="int",
                                                   output_sequence_length=length)
-            vectorizer.adapt(train_texts)
+            vectorizer.adapt(tf.data.Dataset.from_tensor_slices(data.x_train).batch(512))
             tokens = vectorizer(inputs)
             embedding, found = word_embedding(vectorizer.get_vocabulary(), EMBEDDING_WIDTH, config.embeddings,
                                               config.seed, mask_zero=config.model in ("rnn", "lstm"))
