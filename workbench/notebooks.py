@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -145,6 +146,23 @@ def _engine() -> str:
         # would wait seconds for TensorFlow's interpreter teardown. "immediate" kills the
         # kernel's process group, children included.
         shutdown_kernel = "immediate"
+
+        def create_kernel_manager(self):
+            # TCP ports are picked free, released, then bound by the kernel: between the two,
+            # another process starting a kernel can take one, and the kernel dies before it
+            # replies (nteract/papermill#511). Unix sockets in a folder of this kernel's
+            # own cannot collide.
+            manager = super().create_kernel_manager()
+            self.socket_folder = tempfile.mkdtemp(prefix="workbench-kernel-")
+            manager.transport = "ipc"
+            manager.ip = os.path.join(self.socket_folder, "socket")
+            return manager
+
+        def execute(self, **kwargs):
+            try:
+                return super().execute(**kwargs)
+            finally:
+                shutil.rmtree(getattr(self, "socket_folder", ""), ignore_errors=True)
 
         async def async_start_new_kernel_client(self):
             client = await super().async_start_new_kernel_client()
