@@ -100,10 +100,10 @@ def forward_flops(model: keras.Model, data: Splits) -> float:
     (string ops count zero, as they should)."""
     example = data.x_train[:1]
     spec = tf.TensorSpec((1, *example.shape[1:]), tf.string if example.dtype == object else example.dtype)
-    vectorizer = next((layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)), None)
-    if vectorizer is not None:  # count from the token ids on: their length is only known after the strings
-        model = keras.Model(vectorizer.output, model.output)
-        spec = tf.TensorSpec((1, vectorizer.get_config()["output_sequence_length"]), vectorizer.compute_dtype)
+    vectorizers = [layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)]
+    if vectorizers:  # count from the token ids and bags on: their shapes are only known after the strings
+        model = keras.Model([v.output for v in vectorizers], model.output)
+        spec = [tf.TensorSpec((1, *v.output.shape[1:]), v.output.dtype) for v in vectorizers]
     graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder(
         tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
