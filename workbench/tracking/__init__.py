@@ -28,6 +28,7 @@ from workbench import handoff
 from workbench.home import PROJECT_ROOT, home
 from workbench.procs import file_lock
 from workbench.tracking import owners
+from workbench.tracking.store_template import seed_new_store
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"  # makes the MLflow UI open on the runs table
@@ -60,6 +61,8 @@ def client() -> MlflowClient:
     # new home would race in those migrations. One at a time, under a lock; the store is cached
     # per URI in the process, so MLflow's own calls reuse it.
     with file_lock(home() / ".mlflow.db.lock"):
+        if uri.startswith("sqlite:///"):
+            seed_new_store(Path(uri.removeprefix("sqlite:///")))
         try:
             c = MlflowClient(uri)
         except Exception as exc:  # SQLAlchemy's message names no file
