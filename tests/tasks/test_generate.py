@@ -44,10 +44,14 @@ def test_documents_are_split_whole(story_folder):
 def test_test_windows_predict_every_token_once():
     from workbench.data.tokens import scored_windows
 
-    stream = np.arange(23)
-    x, y, mask = scored_windows(stream, 5)
-    assert sorted(y[mask].tolist()) == list(range(1, 23))
-    assert (y == x + 1).all()
+    for size, length in ((23, 5), (24, 6), (8, 7), (40, 1)):
+        stream = np.arange(size)
+        x, y, mask = scored_windows(stream, length)
+        assert sorted(y[mask].tolist()) == list(range(1, size)), (size, length)
+        assert (y == x + 1).all()
+        # after the first window, a scored token has at least half a window of history before it
+        history = np.broadcast_to(np.arange(1, length + 1), mask.shape)
+        assert (history[1:][mask[1:]] >= length // 2).all(), (size, length)
 
 
 def test_one_epoch_logs_perplexities_samples_and_a_model_that_continues_prompts(home, story_folder):

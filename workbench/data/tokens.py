@@ -105,14 +105,18 @@ def windows(stream: np.ndarray, length: int, stride: int) -> tuple[np.ndarray, n
 
 def scored_windows(stream: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs, next tokens and a mask: together they predict every token after the first exactly
-    once (the last window overlaps the one before it; the mask counts only its new positions)."""
-    starts = list(range(0, len(stream) - length, length))
-    mask = np.ones((len(starts), length), dtype=bool)
-    covered = len(starts) * length  # positions 1 .. covered are predicted by the full windows
-    if covered < len(stream) - 1:
-        starts.append(len(stream) - 1 - length)
-        tail = np.zeros((1, length), dtype=bool)
-        tail[0, length - (len(stream) - 1 - covered):] = True
-        mask = np.concatenate([mask, tail])
-    index = np.asarray(starts)[:, None] + np.arange(length)[None, :]
+    once. Windows overlap by half: after the first window, each scores only the tokens it adds,
+    so every scored token but the first window's has at least length/2 tokens of history, as an
+    n-gram model scoring the whole stream has its n-1 (the last window ends at the stream's end)."""
+    step = max(1, length // 2)
+    last = len(stream) - 1 - length  # the last start whose targets stay inside the stream
+    starts = list(range(0, last + 1, step))
+    if starts and starts[-1] != last:
+        starts.append(last)
+    mask = np.zeros((len(starts), length), dtype=bool)
+    covered = 0  # stream positions 1 .. covered are predicted by the windows before
+    for row, start in enumerate(starts):  # target j of a window is stream position start + 1 + j
+        mask[row, max(0, covered - start):] = True
+        covered = start + length
+    index = np.asarray(starts, dtype=np.int64).reshape(-1, 1) + np.arange(length)[None, :]
     return stream[index].astype(np.int32), stream[index + 1].astype(np.int32), mask

@@ -55,11 +55,17 @@ def language_model(kind: str, vocabulary: int, context: int, width: int = 0, dep
         for _ in range(depth):
             x = layers.LSTM(width, return_sequences=True)(x)
             x = layers.Dropout(dropout)(x) if dropout else x
+        outputs = layers.Dense(vocabulary, activation="softmax", dtype="float32", name="next_token")(x)
     else:
-        x = layers.Embedding(vocabulary, width, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))(tokens)
-        x = layers.Dropout(dropout)(PositionEmbedding(context, width)(x))
+        from keras_hub.layers import ReversibleEmbedding
+
+        # One token matrix reads the tokens in and scores the next one out (GPT-2): half the
+        # weights of a separate output layer, which a small corpus cannot fit twice.
+        embedding = ReversibleEmbedding(vocabulary, width, name="token_embedding",
+                                        embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))
+        x = layers.Dropout(dropout)(PositionEmbedding(context, width)(embedding(tokens)))
         for _ in range(depth):
             x = decoder_block(x, width, max(1, width // HEAD_WIDTH), dropout)
         x = layers.LayerNormalization(epsilon=1e-5)(x)
-    outputs = layers.Dense(vocabulary, activation="softmax", dtype="float32", name="next_token")(x)
+        outputs = layers.Activation("softmax", dtype="float32", name="next_token")(embedding(x, reverse=True))
     return keras.Model(tokens, outputs, name=name)

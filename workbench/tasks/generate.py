@@ -5,7 +5,8 @@ Datasets: `fortunes`, `rotten-tomatoes`, `folder:PATH` (.txt files), `csv:PATH` 
 column). The split is by document (by movie for reviews): a test text was never seen in
 training, and the vocabulary is learnt from the training split only. The metric is held-out
 perplexity per token (per character at `--level char`) over every test token, each document's
-closing boundary included; the baseline is an interpolated Kneser-Ney n-gram model on the same
+closing boundary included, read through windows that overlap by half so that each token has at
+least half a context of history (tokens of the first window excepted); the baseline is an interpolated Kneser-Ney n-gram model on the same
 training tokens, its order chosen on validation, scored on exactly the same test tokens. Every
 epoch the network continues fixed prompts (`samples/epoch_NNN.txt`); the logged model takes a
 prompt and returns it continued.
@@ -185,7 +186,7 @@ class GenerateTask(Task):
         probabilities = predict(model, x)
         chosen = np.take_along_axis(probabilities, targets[..., None].astype(np.int64), axis=-1)[..., 0]
         nll = -np.log(np.maximum(chosen.astype(np.float64), 1e-30))
-        per_position = np.nanmean(np.where(mask, nll, np.nan), axis=0)
+        per_position = nll.mean(axis=0)  # every window's every position: how history helps
         cross_entropy = float(nll[mask].mean())
         unit = "character" if config.level == "char" else "subword"
         metrics = {"test_perplexity": float(np.exp(cross_entropy)), "test_cross_entropy": cross_entropy,
@@ -194,7 +195,7 @@ class GenerateTask(Task):
         ax = fig.subplots()
         ax.plot(np.arange(1, len(per_position) + 1), np.exp(per_position), color="tab:blue")
         ax.set(xlabel="tokens of context seen", ylabel=f"perplexity per {unit}", yscale="log",
-               title="Test perplexity by position in the window")
+               title="Test perplexity by tokens of history in the window")
         texts = self.samples(model, data, config, seed=config.seed)
         table = {"prompt": list(data.extras["prompts"]), "generated": texts}
         return Evaluation(metrics, {"perplexity_by_position": fig}, {"samples": table})
