@@ -1,11 +1,11 @@
-"""Held-out perplexity of the character-level LSTM and GPT on fortunes, beside the Kneser-Ney
-baseline of the same run, with three samples each.
+"""Held-out perplexity of the LSTM and the GPT on fortunes, beside the Kneser-Ney baseline of the
+same run, with three samples each.
 
-    .venv/bin/python bench/generate.py                   # both models, the task's default epochs
-    .venv/bin/python bench/generate.py --epochs 3        # a CPU-sized run
-    .venv/bin/python bench/generate.py gpt --epochs 3    # one model
+    .venv/bin/python bench/generate.py                        # both models, characters, default epochs
+    .venv/bin/python bench/generate.py --epochs 3             # a CPU-sized run
+    .venv/bin/python bench/generate.py gpt --level subword    # one model, WordPiece subwords
 
-Each model runs `workbench train --in-process --task generate --dataset fortunes --level char`
+Each model runs `workbench train --in-process --task generate --dataset fortunes --level LEVEL`
 in a fresh process with its own workbench home; the metrics and the final samples are read back
 from MLflow. Prints a Markdown table for BENCHMARKS.md; the goal is a perplexity at most 0.8x
 the baseline's.
@@ -22,8 +22,8 @@ from fresh_run import train_in_fresh_home
 GOAL = 0.8  # model perplexity / baseline perplexity
 
 
-def run_case(model: str, extra: list[str]) -> dict:
-    flags = ["--task", "generate", "--dataset", "fortunes", "--level", "char", "--model", model, *extra]
+def run_case(model: str, level: str, extra: list[str]) -> dict:
+    flags = ["--task", "generate", "--dataset", "fortunes", "--level", level, "--model", model, *extra]
     home, client, run, minutes = train_in_fresh_home(flags, "wb-generate-")
     epochs = len(client.get_metric_history(run.info.run_id, "epoch_seconds"))
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "tables/samples.json", str(home))).read_text())
@@ -37,11 +37,12 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=["lstm", "gpt"])
     parser.add_argument("--epochs", type=int, default=0, help="0 = the task's default (from the data)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--level", choices=("char", "subword"), default="char")
     args = parser.parse_args()
     extra = ["--seed", str(args.seed)] + (["--epochs", str(args.epochs)] if args.epochs else [])
     rows, samples = [], []
     for model in args.models:
-        result = run_case(model, extra)
+        result = run_case(model, args.level, extra)
         m = result["metrics"]
         ratio = m["test_perplexity"] / m["baseline_test_perplexity"]
         rows.append(f"| {model} | `{' '.join(result['flags'][2:])}` | {m['test_perplexity']:.3f} | "
@@ -50,7 +51,8 @@ def main() -> None:
                     f"{result['planned']} | {result['minutes']:.1f} |")
         samples += [f"{model}: {text!r}" for text in result["samples"]]
         print(rows[-1], flush=True)
-    print("\n| model | command flags | test perplexity per character | Kneser-Ney baseline | ratio | goal | met "
+    unit = "character" if args.level == "char" else "subword"
+    print(f"\n| model | command flags | test perplexity per {unit} | Kneser-Ney baseline | ratio | goal | met "
           "| epochs run | minutes |\n|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print("\nSamples (temperature 0.8, top-k 40):\n")
