@@ -34,6 +34,7 @@ ENGINE_NAME = "workbench"
 DEFAULT_CELL_TIMEOUT = 3600
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 REPLY_POLL_SECONDS = 1.0
+MAX_SOCKET_PATH = 90  # a Unix socket path holds 107 bytes on Linux (103 on macOS); the kernel adds "-N"
 
 
 class CellError(str):
@@ -153,9 +154,11 @@ def _engine() -> str:
             # replies (nteract/papermill#511). Unix sockets in a folder of this kernel's
             # own cannot collide.
             manager = super().create_kernel_manager()
-            self.socket_folder = tempfile.mkdtemp(prefix="workbench-kernel-")
-            manager.transport = "ipc"
-            manager.ip = os.path.join(self.socket_folder, "socket")
+            if not getattr(self, "socket_folder", None):
+                self.socket_folder = tempfile.mkdtemp(prefix="workbench-kernel-")
+            socket = os.path.join(self.socket_folder, "socket")
+            if len(socket) <= MAX_SOCKET_PATH:  # under a very long TMPDIR, TCP as before
+                manager.transport, manager.ip = "ipc", socket
             return manager
 
         def execute(self, **kwargs):

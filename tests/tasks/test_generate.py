@@ -52,6 +52,8 @@ def test_test_windows_predict_every_token_once():
         # after the first window, a scored token has at least half a window of history before it
         history = np.broadcast_to(np.arange(1, length + 1), mask.shape)
         assert (history[1:][mask[1:]] >= length // 2).all(), (size, length)
+    with pytest.raises(ValueError, match="no window of 5"):
+        scored_windows(np.arange(5), 5)
 
 
 def test_one_epoch_logs_perplexities_samples_and_a_model_that_continues_prompts(home, story_folder):

@@ -108,6 +108,8 @@ def scored_windows(stream: np.ndarray, length: int) -> tuple[np.ndarray, np.ndar
     once. Windows overlap by half: after the first window, each scores only the tokens it adds,
     so every scored token but the first window's has at least length/2 tokens of history, as an
     n-gram model scoring the whole stream has its n-1 (the last window ends at the stream's end)."""
+    if len(stream) <= length:
+        raise ValueError(f"a stream of {len(stream)} tokens has no window of {length} with a next token")
     step = max(1, length // 2)
     last = len(stream) - 1 - length  # the last start whose targets stay inside the stream
     starts = list(range(0, last + 1, step))

@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from keras_hub.layers import ReversibleEmbedding
 
 from workbench.data.tokens import BOUNDARY, Vocabulary
 from workbench.models import language
 from workbench.models.served import ServedModel
 
-# Importing this module registers what a saved network needs: ours, and keras_hub's tied embedding.
-SAVED_LAYERS = (language.PositionEmbedding, ReversibleEmbedding)
+SAVED_LAYERS = (language.PositionEmbedding,)  # importing this module registers what a saved network needs
 
 
 def next_token(probabilities: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator) -> int:

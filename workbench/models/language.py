@@ -57,12 +57,11 @@ def language_model(kind: str, vocabulary: int, context: int, width: int = 0, dep
             x = layers.Dropout(dropout)(x) if dropout else x
         outputs = layers.Dense(vocabulary, activation="softmax", dtype="float32", name="next_token")(x)
     else:
-        from keras_hub.layers import ReversibleEmbedding
-
         # One token matrix reads the tokens in and scores the next one out (GPT-2): half the
-        # weights of a separate output layer, which a small corpus cannot fit twice.
-        embedding = ReversibleEmbedding(vocabulary, width, name="token_embedding",
-                                        embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))
+        # weights of a separate output layer, which a small corpus cannot fit twice. The scores
+        # are computed in float32 under a bfloat16 policy, as an output layer's are.
+        embedding = layers.ReversibleEmbedding(vocabulary, width, name="token_embedding", reverse_dtype="float32",
+                                               embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))
         x = layers.Dropout(dropout)(PositionEmbedding(context, width)(embedding(tokens)))
         for _ in range(depth):
             x = decoder_block(x, width, max(1, width // HEAD_WIDTH), dropout)

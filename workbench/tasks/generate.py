@@ -27,6 +27,7 @@ MAX_NGRAM_ORDER = {"char": 7, "subword": 4}  # beyond these, orders stop helping
 HELD_OUT = (0.1, 0.1)  # shares of documents for validation and test
 PROMPT_WORDS = 2       # default prompts: the first words of a few validation documents
 PROMPTS = 3
+SCORED_AT_ONCE = 512   # test windows predicted per call
 
 
 class GenerateTask(Task):
@@ -183,8 +184,12 @@ class GenerateTask(Task):
 
         data.extras["config"] = config  # what exported_model, called after this, samples with
         x, targets, mask = data.extras["test_windows"]
-        probabilities = predict(model, x)
-        chosen = np.take_along_axis(probabilities, targets[..., None].astype(np.int64), axis=-1)[..., 0]
+        # Only each target's probability is kept: all of them, windows x context x vocabulary,
+        # would take gigabytes on a large test split.
+        chosen = np.concatenate([
+            np.take_along_axis(predict(model, x[i:i + SCORED_AT_ONCE]),
+                               targets[i:i + SCORED_AT_ONCE, :, None].astype(np.int64), axis=-1)[..., 0]
+            for i in range(0, len(x), SCORED_AT_ONCE)])
         nll = -np.log(np.maximum(chosen.astype(np.float64), 1e-30))
         per_position = nll.mean(axis=0)  # every window's every position: how history helps
         cross_entropy = float(nll[mask].mean())

@@ -61,8 +61,7 @@ def client() -> MlflowClient:
     # new home would race in those migrations. One at a time, under a lock; the store is cached
     # per URI in the process, so MLflow's own calls reuse it.
     with file_lock(home() / ".mlflow.db.lock"):
-        if uri.startswith("sqlite:///"):
-            seed_new_store(Path(uri.removeprefix("sqlite:///")))
+        seed_new_store(uri)
         try:
             c = MlflowClient(uri)
         except Exception as exc:  # SQLAlchemy's message names no file

@@ -22,10 +22,19 @@ def template_path() -> Path:
     return Path(sys.prefix) / "share" / "workbench" / f"mlflow-{mlflow.__version__}-empty.db"
 
 
-def seed_new_store(database: Path) -> None:
-    """Copy the empty store to `database` if there is no store there yet; the caller holds the
-    store's lock. Where the template cannot be made (a read-only environment), MLflow creates the
-    store itself as before."""
+def seed_new_store(uri: str) -> None:
+    """Copy the empty store to the SQLite file `uri` names if there is no file there yet; the
+    caller holds the store's lock. Where the template cannot be made (a read-only environment),
+    MLflow creates the store itself as before."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(uri)
+    except Exception:  # noqa: BLE001 - not a database URL: MLflow will say what is wrong with it
+        return
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    database = Path(url.database)
     if database.exists():
         return
     pending = database.with_name(f".{database.name}.{os.getpid()}.tmp")
@@ -33,8 +42,10 @@ def seed_new_store(database: Path) -> None:
         template = _template()
         database.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, pending)
-        os.replace(pending, database)  # whole or not at all
+        os.link(pending, database)  # whole, and never over a store another process made meanwhile
     except Exception:  # noqa: BLE001 - any failure here only costs the migrations' second
+        pass
+    finally:
         pending.unlink(missing_ok=True)
 
 
@@ -49,10 +60,13 @@ def _template() -> Path:
         if not path.exists():
             pending = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             pending.unlink(missing_ok=True)
-            engine = sqlalchemy.create_engine(f"sqlite:///{pending}")
             try:
-                _initialize_tables(engine)
+                engine = sqlalchemy.create_engine(f"sqlite:///{pending}")
+                try:
+                    _initialize_tables(engine)
+                finally:
+                    engine.dispose()  # the file is closed before it is renamed
+                os.replace(pending, path)
             finally:
-                engine.dispose()
-            os.replace(pending, path)
+                pending.unlink(missing_ok=True)
     return path
