@@ -6,7 +6,8 @@ The rule reads the road as a driver would: the boxes' centres are mapped back to
 camera's placement is known), placed on the ego's lane or a neighbouring one, and then: a car
 ahead closer than a safe headway → change to a free neighbouring lane, or brake when none is free;
 a clear road → speed up. Only the boxes differ between the two drives, so the gap between them is
-what the detector's mistakes cost.
+what the detector's mistakes cost. Both drives remember the cars found in the last frames
+(`traffic_tracks.py`), so one frame's miss does not read as a free lane.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Drive:
     seconds: float
     distance_m: float
     collided: bool
+    # steps where the rule chose otherwise than it would have from the true boxes, and the last
+    # step's two choices (the one taken first): where a drive that collided went wrong
+    disagreed: int = 0
+    last_choices: tuple[str, str] = ("", "")
 
 
 def rule_action(env, centres: np.ndarray) -> str:
@@ -61,23 +66,29 @@ def rule_action(env, centres: np.ndarray) -> str:
     return "SLOWER"
 
 
-def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None) -> Drive:
-    """Drive one scene: `detect(frame) -> boxes` or, without it, the true boxes."""
+def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None, remember: bool = True) -> Drive:
+    """Drive one scene: `detect(frame) -> boxes` or, without it, the true boxes; `remember`: the rule
+    sees the tracked cars, not only this frame's."""
     from workbench.data import highway
+    from workbench.tasks.traffic_tracks import Tracks
 
     env = highway.make_env(scenario, seed)
     env.unwrapped.config["duration"] = steps + 1  # the drive ends by its steps or a collision
     look = highway.draw_look(seed, randomize)
     actions = env.unwrapped.action_type.actions_indexes
     step_seconds = 1 / env.unwrapped.config["policy_frequency"]
-    distance, taken, collided = 0.0, 0, False
+    tracks = Tracks() if remember else None
+    distance, taken, collided, disagreed, choices = 0.0, 0, False, 0, ("", "")
     try:
         for taken in range(1, steps + 1):
             frame, true_boxes, _ = highway.observe(env, look)
             boxes = true_boxes if detect is None else detect(frame)
-            centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2]) \
-                if len(boxes) else np.zeros((0, 2))
-            action = rule_action(env, highway.pixels_to_world(env, look, centres))
+            centres = highway.pixels_to_world(env, look, _box_centres(boxes))
+            if tracks is not None:
+                centres = tracks.update(centres, step_seconds, env.unwrapped.vehicle.velocity)
+            action = rule_action(env, centres)
+            choices = (action, rule_action(env, highway.pixels_to_world(env, look, _box_centres(true_boxes))))
+            disagreed += choices[0] != choices[1]
             _, _, terminated, truncated, _ = env.step(actions[action])
             distance += float(env.unwrapped.vehicle.speed) * step_seconds
             collided = bool(env.unwrapped.vehicle.crashed)
@@ -85,13 +96,20 @@ def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None) ->
                 break
     finally:
         env.close()
-    return Drive(scenario, seed, taken, taken * step_seconds, distance, collided)
+    return Drive(scenario, seed, taken, taken * step_seconds, distance, collided, disagreed, choices)
+
+
+def _box_centres(boxes: np.ndarray) -> np.ndarray:
+    if not len(boxes):
+        return np.zeros((0, 2))
+    return np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2])
 
 
 def summary(drives: list[Drive]) -> dict[str, float]:
     kilometres = sum(d.distance_m for d in drives) / 1000
     return {"collisions_per_km": sum(d.collided for d in drives) / max(kilometres, 1e-9),
             "collisions": float(sum(d.collided for d in drives)), "km": kilometres,
+            "choices_unlike_true_boxes": sum(d.disagreed for d in drives) / max(sum(d.steps for d in drives), 1),
             "mean_speed_kmh": 3.6 * sum(d.distance_m for d in drives) / max(sum(d.seconds for d in drives), 1e-9)}
 
 
@@ -117,5 +135,7 @@ def closed_loop(model, data, config, result) -> None:
     result.tables["closed_loop"] = {
         "scenario": [d.scenario for d in learned], "seed": [d.seed for d in learned],
         "detector_steps": [d.steps for d in learned], "detector_distance_m": [d.distance_m for d in learned],
-        "detector_collided": [d.collided for d in learned], "true_boxes_steps": [d.steps for d in truth],
+        "detector_collided": [d.collided for d in learned],
+        "detector_choices_unlike_true_boxes": [d.disagreed for d in learned],
+        "detector_last_choice": [d.last_choices[0] for d in learned], "true_boxes_steps": [d.steps for d in truth],
         "true_boxes_distance_m": [d.distance_m for d in truth], "true_boxes_collided": [d.collided for d in truth]}
