@@ -83,8 +83,7 @@ def test_highway_detector_trains_scores_and_drives(scene_home):
         assert name in metrics, name
     assert 0 <= metrics["test_map"] <= metrics["test_map50"] <= 1
     assert metrics["closed_loop_true_boxes_km"] > 0  # it drove
-    # a 1-epoch detector decides otherwise than the true boxes at some steps; the true boxes only
-    # where the remembered cars change a choice
+    # both drives report the share of choices the rule would have made otherwise from this frame's true boxes
     assert 0 <= metrics["closed_loop_true_boxes_choices_unlike_true_boxes"] <= 1
     assert 0 <= metrics["closed_loop_choices_unlike_true_boxes"] <= 1
     paths = artifact_paths(scene_home, run.info.run_id)
