@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 GATE_M = 6.0        # a car found this close to where a known car should be is that car
-KEPT_MISSED = 2     # frames a car is kept after the detector last found it
+KEPT_MISSED = 5     # frames (seconds) a car is kept after the detector last found it
 
 
 @dataclass
