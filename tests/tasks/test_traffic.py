@@ -166,6 +166,11 @@ def test_the_rule_brakes_or_passes_for_a_car_close_ahead_and_speeds_up_on_a_clea
         assert rule_action(env, np.array(blocked)) == "SLOWER"
     finally:
         env.close()
+    # fed the true boxes without memory, every choice is the true boxes' own
+    from workbench.tasks.traffic_loop import drive
+
+    plain = drive("highway", 5, 3, True, remember=False)
+    assert plain.steps == 3 and plain.disagreed == 0 and plain.last_choices[0] == plain.last_choices[1] != ""
 
 
 @pytest.mark.pure
@@ -185,3 +190,23 @@ def test_a_car_the_detector_misses_for_a_frame_is_still_seen_where_its_speed_too
     # missed a third time in a row: gone; a car found far from any known one is a new car
     seen = tracks.update(np.array([beside + [100, 0], [0.0, -4.0]]), 1.0, ego_velocity)
     assert sorted(map(tuple, seen)) == [(0.0, -4.0), (110.0, 4.0)]
+
+
+@pytest.mark.pure
+def test_a_car_much_slower_than_the_ego_is_one_track_and_a_single_finding_is_not_remembered():
+    from workbench.tasks.traffic_tracks import Tracks
+
+    tracks, ego_velocity = Tracks(kept_missed=2), np.array([30.0, 0.0])
+    slow, phantom = np.array([60.0, 0.0]), np.array([20.0, 4.0])
+    tracks.update(np.array([slow, phantom]), 1.0, ego_velocity)
+    # one second on the slow car (21 m/s) is 9 m short of where the ego's speed would have taken it;
+    # the phantom is gone, and is not remembered: it was found once
+    seen = tracks.update(np.array([slow + [21, 0]]), 1.0, ego_velocity)
+    assert sorted(map(tuple, seen)) == [(81.0, 0.0)]
+    # matched as one car, its own speed learnt: missed twice, it is where 21 m/s takes it
+    tracks.update(np.zeros((0, 2)), 1.0, ego_velocity)
+    seen = tracks.update(np.zeros((0, 2)), 1.0, ego_velocity)
+    assert sorted(map(tuple, seen)) == [(123.0, 0.0)]
+    # found again after the misses: still one car, its speed measured over the three seconds
+    seen = tracks.update(np.array([[144.0, 0.0]]), 1.0, ego_velocity)
+    assert len(seen) == 1 and tracks.tracks[0].velocity[0] == pytest.approx(21.0)

@@ -35,8 +35,9 @@ class Drive:
     seconds: float
     distance_m: float
     collided: bool
-    # steps where the rule chose otherwise than it would have from the true boxes, and the last
-    # step's two choices (the one taken first): where a drive that collided went wrong
+    # steps where the rule chose otherwise than it would have from this frame's true boxes (without
+    # memory), and the last step's (choice taken, choice from those true boxes): where a drive that
+    # collided went wrong
     disagreed: int = 0
     last_choices: tuple[str, str] = ("", "")
 
@@ -136,6 +137,6 @@ def closed_loop(model, data, config, result) -> None:
         "scenario": [d.scenario for d in learned], "seed": [d.seed for d in learned],
         "detector_steps": [d.steps for d in learned], "detector_distance_m": [d.distance_m for d in learned],
         "detector_collided": [d.collided for d in learned],
-        "detector_choices_unlike_true_boxes": [d.disagreed for d in learned],
+        "detector_steps_unlike_true_boxes": [d.disagreed for d in learned],
         "detector_last_choice": [d.last_choices[0] for d in learned], "true_boxes_steps": [d.steps for d in truth],
         "true_boxes_distance_m": [d.distance_m for d in truth], "true_boxes_collided": [d.collided for d in truth]}
