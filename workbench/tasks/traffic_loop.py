@@ -83,12 +83,12 @@ def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None, re
     try:
         for taken in range(1, steps + 1):
             frame, true_boxes, _ = highway.observe(env, look)
-            boxes = true_boxes if detect is None else detect(frame)
-            centres = highway.pixels_to_world(env, look, _box_centres(boxes))
+            truth = highway.pixels_to_world(env, look, _box_centres(true_boxes))
+            centres = truth if detect is None else highway.pixels_to_world(env, look, _box_centres(detect(frame)))
             if tracks is not None:
                 centres = tracks.update(centres, step_seconds, env.unwrapped.vehicle.velocity)
             action = rule_action(env, centres)
-            choices = (action, rule_action(env, highway.pixels_to_world(env, look, _box_centres(true_boxes))))
+            choices = (action, rule_action(env, truth))
             disagreed += choices[0] != choices[1]
             _, _, terminated, truncated, _ = env.step(actions[action])
             distance += float(env.unwrapped.vehicle.speed) * step_seconds
