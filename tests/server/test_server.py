@@ -100,6 +100,16 @@ def in_home(code: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+def _argv(process) -> list[str]:
+    """A process's argv; one that ended meanwhile (a zombie, or reaped) shows nothing any more."""
+    import psutil
+
+    try:
+        return process.cmdline()
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return []
+
+
 def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgres_server, start_server, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -108,7 +118,7 @@ def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgr
     record = json.loads((home / "server.json").read_text())
     assert record["url"] == server.url and record["auth"] is False
     # The backend URI (a database password in real use) is in no process's argv, for `ps` to show.
-    assert server.descendants and all(backend not in " ".join(p.cmdline()) for p in server.descendants)
+    assert server.descendants and all(backend not in " ".join(_argv(p)) for p in server.descendants)
     assert (home.stat().st_mode & 0o777) == 0o700 and ((home / "server-artifacts").stat().st_mode & 0o777) == 0o700
 
     workers = [subprocess.Popen(train_command("--seed", str(seed)), cwd=ROOT, stdout=subprocess.PIPE,
