@@ -9,7 +9,8 @@ far from any recorded scene), each driven for SECONDS simulated seconds or until
 one process per core. MIN_SCORE: the detector's boxes the rule sees (default: the logged model's).
 REMEMBER: 1 (default) lets the rule see the tracked cars, 0 only each frame's boxes. Prints both
 totals with a 95% interval for each collision rate, how often the rule chose otherwise than the
-true boxes would have made it choose, and those two choices at each collision.
+true boxes would have made it choose, and those two choices at each collision; and, as it goes,
+one line per scene.
 """
 
 from __future__ import annotations
@@ -54,8 +55,13 @@ def main(uri: str, scenes: int = 40, seconds: int = 120, first_seed: int = 900_0
 
     started = time.perf_counter()
     jobs = [(uri, first_seed + i, seconds, min_score, bool(remember)) for i in range(scenes)]
+    pairs = []
     with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pairs = list(pool.map(_drive_both, jobs))
+        # one line per scene as it ends, so a run stopped early still shows what it drove
+        for learned, truth in pool.map(_drive_both, jobs):
+            pairs.append((learned, truth))
+            print(f"scene {learned.seed}: detector {learned.distance_m:.0f} m{' COLLIDED' if learned.collided else ''}"
+                  f"; true boxes {truth.distance_m:.0f} m{' COLLIDED' if truth.collided else ''}", flush=True)
     for name, drives in (("detector", [p[0] for p in pairs]), ("true boxes", [p[1] for p in pairs])):
         totals = summary(drives)
         print(f"| {name} | {scenes} | {totals['km']:.1f} | {totals['collisions']:.0f} | "
