@@ -164,6 +164,11 @@ def test_the_rule_brakes_or_passes_for_a_car_close_ahead_and_speeds_up_on_a_clea
         blocked = [close_ahead[0]] + [env.unwrapped.road.network.get_lane(side).position(s + 2, 0)
                                       for side in env.unwrapped.road.network.side_lanes(ego.lane_index)]
         assert rule_action(env, np.array(blocked)) == "SLOWER"
+        # a box on the ego itself is not a car: it is dropped before the tracker sees it
+        from workbench.tasks.traffic_loop import others_than_ego
+
+        own = np.asarray(ego.position, float) + [1.0, 0.3]
+        assert others_than_ego(env, np.array([own, close_ahead[0]])).tolist() == [list(close_ahead[0])]
     finally:
         env.close()
     # fed the true boxes without memory, every choice is the true boxes' own

@@ -84,7 +84,8 @@ def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None, re
         for taken in range(1, steps + 1):
             frame, true_boxes, _ = highway.observe(env, look)
             truth = highway.pixels_to_world(env, look, _box_centres(true_boxes))
-            centres = truth if detect is None else highway.pixels_to_world(env, look, _box_centres(detect(frame)))
+            centres = truth if detect is None else others_than_ego(
+                env, highway.pixels_to_world(env, look, _box_centres(detect(frame))))
             if tracks is not None:
                 centres = tracks.update(centres, step_seconds, env.unwrapped.vehicle.velocity)
             action = rule_action(env, centres)
@@ -98,6 +99,14 @@ def drive(scenario: str, seed: int, steps: int, randomize: bool, detect=None, re
     finally:
         env.close()
     return Drive(scenario, seed, taken, taken * step_seconds, distance, collided, disagreed, choices)
+
+
+def others_than_ego(env, centres: np.ndarray) -> np.ndarray:
+    """`centres` without a box on the ego car itself (the detector finds it, the true boxes leave it
+    out): tracked, it would be remembered beside the ego and block a lane change."""
+    centres = np.asarray(centres, np.float64).reshape(-1, 2)
+    ego = np.asarray(env.unwrapped.vehicle.position, np.float64)
+    return centres[np.linalg.norm(centres - ego, axis=1) >= OWN_CAR_M]
 
 
 def _box_centres(boxes: np.ndarray) -> np.ndarray:
