@@ -99,7 +99,6 @@ def in_home(code: str) -> subprocess.CompletedProcess:
                           env=env)
 
 
-@pytest.mark.slow
 def _argv(process) -> list[str]:
     """A process's argv; one that ended meanwhile (a zombie, or reaped) shows nothing any more."""
     import psutil
@@ -110,6 +109,7 @@ def _argv(process) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgres_server, start_server, tmp_path):
     from mlflow.tracking import MlflowClient
 
