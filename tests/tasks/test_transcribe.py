@@ -63,6 +63,37 @@ def test_ctc_decoding_of_a_known_alignment():
     assert "".join(transcripts.ALPHABET[k - 1] for k in decode(logits, "beam", 8)[0] if k > 0) == "hello"
 
 
+def _frames(text: str, other: str | None = None, other_gap: float = 0.7) -> np.ndarray:
+    """Per-frame logits spelling `text` (two frames a letter, a blank after each); with `other`, the
+    letters of another text of the same length almost as likely in the same frames."""
+    width = len(transcripts.ALPHABET) + 1
+    rows = []
+    for k, char in enumerate(text):
+        for _ in range(2):
+            row = np.full(width, -6.0)
+            row[transcripts.ALPHABET.index(char) + 1] = 3.0
+            if other:
+                row[transcripts.ALPHABET.index(other[k]) + 1] = 3.0 - other_gap
+            rows.append(row)
+        rows.append(np.where(np.arange(width) == 0, 3.0, -6.0))
+    return np.array(rows)[None]
+
+
+def test_word_model_search_prefers_the_training_words_and_still_spells_new_ones():
+    from workbench.models import word_lm_decoding as lm_decoding
+
+    lm = lm_decoding.WordLanguageModel(["turn on the lights", "seven three two", "turn off the kitchen lights"])
+    heard = _frames("turn on the lihgts", other="turn on the lights")  # the acoustics lean to a misspelling
+    alphabet = transcripts.ALPHABET
+    assert lm_decoding.transcribe(heard, alphabet, lm, 0.0, 0.0) == ["turn on the lihgts"]  # no model: as heard
+    assert lm_decoding.transcribe(heard, alphabet, lm, 1.0, 1.5) == ["turn on the lights"]
+    # a word the transcripts never had, heard clearly, is still written out
+    assert lm_decoding.transcribe(_frames("open the door"), alphabet, lm, 1.0, 1.5) == ["open the door"]
+    # the weights are chosen by the error rate they give on the clips handed in
+    weight, bonus, rates = lm_decoding.choose_weights(heard, ["turn on the lights"], alphabet, lm, beam_width=8)
+    assert rates[(weight, bonus)] == 0.0 and len(rates) == len(lm_decoding.WEIGHTS)
+
+
 def test_labels_fit_the_networks_frames():
     import keras
 
@@ -100,10 +131,12 @@ def test_tiny_run_logs_error_rates_baseline_and_a_pyfunc_that_returns_text(home)
     from conftest import client
 
     result = workbench.train(task="transcribe", speakers=6, utterances=3, epochs=1, batch_size=8,
-                             baseline_clips=2, max_seconds=3.0, verbose=0)
+                             baseline_clips=2, max_seconds=3.0, decoding="lm", verbose=0)
     metrics = client(home).get_run(result.run_id).data.metrics
     assert {"test_wer", "test_cer", "test_wer_digits", "baseline_wer", "baseline_wer_default_lm",
-            "baseline_missing_words"} <= set(metrics)
+            "baseline_missing_words", "lm_weight", "word_bonus"} <= set(metrics)
+    tried = result.tables["lm_weights_on_validation"]
+    assert (metrics["lm_weight"], metrics["word_bonus"]) in zip(tried["lm_weight"], tried["word_bonus"])
     assert metrics["baseline_clips"] == 2
     assert set(result.tables["worst_transcriptions"]) == {"reference", "hypothesis", "wer", "voice", "kind"}
     assert "ctc_alignment" in result.figures

@@ -50,7 +50,9 @@ class TranscribeTask(Task):
         Option("speakers", int, SPEAKERS, "spoken-sentences: synthesized voices", minimum=6),
         Option("utterances", int, UTTERANCES, "spoken-sentences: texts each voice says (a third digit strings, "
                                               "a third commands, a third sentences)", minimum=3),
-        Option("decoding", str, "greedy", "CTC decoding: greedy best path, or beam search", choices=("greedy", "beam")),
+        Option("decoding", str, "greedy", "CTC decoding: greedy best path, beam search, or beam search guided by a word "
+                                          "trigram model of the training transcripts (lm; its weight chosen on the "
+                                          "validation split)", choices=("greedy", "beam", "lm")),
         Option("beam_width", int, 16, "beams kept by beam-search decoding", minimum=1),
         Option("baseline_clips", int, 120, "test clips PocketSphinx transcribes (about 1 s each, twice); "
                                            "0 = every test clip", minimum=0),
@@ -114,6 +116,7 @@ class TranscribeTask(Task):
                       source=source.source, notes=source.notes,
                       extras={"max_samples": max_samples, "decoding": config.options["decoding"],
                               "beam_width": config.options["beam_width"], "train_texts": list(texts[train]),
+                              "val_texts": list(texts[val]),
                               "test_texts": list(texts[test]), "test_kinds": kinds[test],
                               "test_speakers": source.speakers[test],
                               "speakers": {name: sorted(set(source.speakers[idx]))
@@ -193,7 +196,25 @@ class TranscribeTask(Task):
 
         settings = {"alphabet": ALPHABET, "sample_rate": 16_000, "max_samples": data.extras["max_samples"],
                     "decoding": data.extras.get("decoding", "greedy"), "beam_width": data.extras.get("beam_width", 16)}
-        return Transcriber(keras.Model(model.inputs, model.outputs), settings)
+        served = Transcriber(keras.Model(model.inputs, model.outputs), settings)
+        if settings["decoding"] == "lm":
+            settings.update(lm_texts=data.extras["train_texts"], **self.lm_weights(served, data))
+        return served
+
+    def lm_weights(self, served, data: Splits) -> dict[str, float]:
+        """The language model's weight and word bonus with the lowest WER on the validation clips
+        (chosen once per trained network), and every pair's WER."""
+        from workbench.models import word_lm_decoding as lm_decoding
+
+        key = ("lm_weights", id(served.network.layers[-1]))
+        if key not in data.extras:
+            lm = lm_decoding.WordLanguageModel(data.extras["train_texts"])
+            weight, bonus, rates = lm_decoding.choose_weights(
+                served.logits(data.x_val), data.extras["val_texts"], served.settings["alphabet"], lm,
+                int(served.settings["beam_width"]))
+            data.extras[key] = {"lm_weight": weight, "word_bonus": bonus,
+                                "validation_wer": {f"{w:g},{b:g}": r for (w, b), r in rates.items()}}
+        return data.extras[key]
 
     # ---- evaluation ---------------------------------------------------------------------
 
@@ -205,6 +226,12 @@ class TranscribeTask(Task):
         hypotheses = served.texts(logits)
         references = data.extras["test_texts"]
         report = Evaluation(metrics=error_rates(references, hypotheses, data.extras["test_kinds"], "test"))
+        if served.settings["decoding"] == "lm":
+            report.metrics.update(lm_weight=served.settings["lm_weight"], word_bonus=served.settings["word_bonus"])
+            tried = served.settings["validation_wer"]
+            report.tables["lm_weights_on_validation"] = {
+                "lm_weight": [float(k.split(",")[0]) for k in tried], "word_bonus": [float(k.split(",")[1]) for k in tried],
+                "validation_wer": list(tried.values())}
         picked = baseline_indices(data, config)
         report.metrics["test_wer_on_baseline_clips"] = error_rates(
             [references[i] for i in picked], [hypotheses[i] for i in picked], None, "x")["x_wer"]
