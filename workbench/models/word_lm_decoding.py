@@ -18,6 +18,7 @@ numpy < 2 and needs KenLM binaries for a language model.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -28,7 +29,14 @@ ORDER = 3
 PRUNE = -8.0              # characters less likely than e^-8 in a frame are not tried there
 BOUNDARY, UNKNOWN = 0, 1  # word ids: sentence start/end, a word the transcripts never had
 WEIGHTS = [(w, b) for w in (0.3, 0.6, 1.0, 1.5) for b in (0.0, 1.5, 3.0)]  # lm_weight, word_bonus
-NEG = -np.inf
+NEG = -math.inf
+
+
+def _add(a: float, b: float) -> float:
+    """log(e^a + e^b) on Python floats: the search's inner step, many times faster than NumPy's on scalars."""
+    if a < b:
+        a, b = b, a
+    return a if b == NEG else a + math.log1p(math.exp(b - a))
 
 
 class WordLanguageModel:
@@ -86,26 +94,27 @@ def beam_search(log_probs: np.ndarray, alphabet: str, lm: WordLanguageModel, lm_
             return s.score + lm_weight * lm.log_probability(s.history, s.partial)
         return s.score
 
-    for row in log_probs:
-        tried = [c for c in np.flatnonzero(row[1:] > PRUNE) + 1]
+    for frame in log_probs:
+        tried = (np.flatnonzero(frame[1:] > PRUNE) + 1).tolist()
+        row = frame.tolist()
         following: dict[str, list[float]] = defaultdict(lambda: [NEG, NEG])
         for prefix, (blank, last) in beams.items():
-            total = np.logaddexp(blank, last)
+            total = _add(blank, last)
             entry = following[prefix]
-            entry[0] = np.logaddexp(entry[0], total + row[0])
+            entry[0] = _add(entry[0], total + row[0])
             end = prefix[-1] if prefix else " "
             for c in tried:
                 char, p = alphabet[c - 1], row[c]
                 if char == " " and end == " ":  # spaces collapse: runs of them are one space
-                    entry[1] = np.logaddexp(entry[1], total + p)
+                    entry[1] = _add(entry[1], total + p)
                 elif char == end:  # the same character again: one letter unless a blank came between
-                    entry[1] = np.logaddexp(entry[1], last + p)
+                    entry[1] = _add(entry[1], last + p)
                     grown = following[prefix + char]
-                    grown[1] = np.logaddexp(grown[1], blank + p)
+                    grown[1] = _add(grown[1], blank + p)
                 else:
                     grown = following[prefix + char]
-                    grown[1] = np.logaddexp(grown[1], total + p)
-        ranked = sorted(following.items(), key=lambda item: -(np.logaddexp(*item[1]) + lm_score(item[0])))
+                    grown[1] = _add(grown[1], total + p)
+        ranked = sorted(following.items(), key=lambda item: -(_add(*item[1]) + lm_score(item[0])))
         beams = {prefix: tuple(scores) for prefix, scores in ranked[:beam_width]}
 
     def final(prefix: str) -> float:
@@ -114,7 +123,7 @@ def beam_search(log_probs: np.ndarray, alphabet: str, lm: WordLanguageModel, lm_
         if s.partial:
             score += lm_weight * lm.log_probability(history, s.partial) + word_bonus
             history = history + (lm.word_id(s.partial),)
-        return np.logaddexp(*beams[prefix]) + score + lm_weight * lm.log_probability(history, None)
+        return _add(*beams[prefix]) + score + lm_weight * lm.log_probability(history, None)
 
     return " ".join(max(beams, key=final).split())
 
