@@ -72,7 +72,7 @@ class _Prefix:
 
 
 def beam_search(log_probs: np.ndarray, alphabet: str, lm: WordLanguageModel, lm_weight: float,
-                word_bonus: float, beam_width: int = 32) -> str:
+                word_bonus: float, beam_width: int = 64) -> str:
     """The best transcript of one clip; `log_probs` is (frames, 1 + len(alphabet)), blank first."""
     beams = {"": (0.0, NEG)}  # prefix -> (log P ending in blank, log P ending in its last character)
     states = {"": _Prefix(0.0, (), "")}
@@ -135,12 +135,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def transcribe(logits: np.ndarray, alphabet: str, lm: WordLanguageModel, lm_weight: float, word_bonus: float,
-               beam_width: int = 32) -> list[str]:
+               beam_width: int = 64) -> list[str]:
     return [beam_search(clip, alphabet, lm, lm_weight, word_bonus, beam_width) for clip in log_softmax(logits)]
 
 
 def choose_weights(logits: np.ndarray, references: list[str], alphabet: str, lm: WordLanguageModel,
-                   beam_width: int = 32) -> tuple[float, float, dict]:
+                   beam_width: int = 64) -> tuple[float, float, dict]:
     """The (lm_weight, word_bonus) of WEIGHTS with the lowest word error rate on these clips
     (the validation split), and every pair's rate."""
     import jiwer

@@ -56,8 +56,8 @@ class TranscribeTask(Task):
         Option("decoding", str, "lm", "CTC decoding: beam search guided by a word trigram model of the training "
                                       "transcripts (lm; its weight chosen on the validation split), plain beam "
                                       "search, or the greedy best path", choices=("lm", "beam", "greedy")),
-        Option("beam_width", int, 32, "beams kept by beam-search decoding (32 gave 1.2 points lower WER than 16 "
-                                      "with the word model, BENCHMARKS.md)", minimum=1),
+        Option("beam_width", int, 64, "beams kept by beam-search decoding (with the word model, 64 gave a lower WER "
+                                      "than 16 or 32 on spoken-sentences, BENCHMARKS.md)", minimum=1),
         Option("baseline_clips", int, 120, "test clips PocketSphinx transcribes (about 1 s each, twice); "
                                            "0 = every test clip", minimum=0),
     )
@@ -199,7 +199,7 @@ class TranscribeTask(Task):
         from workbench.models.transcriber import Transcriber
 
         settings = {"alphabet": ALPHABET, "sample_rate": 16_000, "max_samples": data.extras["max_samples"],
-                    "decoding": data.extras.get("decoding", "greedy"), "beam_width": data.extras.get("beam_width", 32)}
+                    "decoding": data.extras.get("decoding", "greedy"), "beam_width": data.extras.get("beam_width", 64)}
         served = Transcriber(keras.Model(model.inputs, model.outputs), settings)
         if settings["decoding"] == "lm":
             settings.update(lm_texts=data.extras["train_texts"], **self.lm_weights(served, data))
