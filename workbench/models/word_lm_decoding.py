@@ -56,7 +56,7 @@ class WordLanguageModel:
         context = ((BOUNDARY,) + history)[-(self.order - 1):]
         if context not in self._next:
             self._next[context] = np.log(self.model.next_distribution(context))
-        target = BOUNDARY if word is None else self.ids.get(word, UNKNOWN)
+        target = BOUNDARY if word is None else self.word_id(word)
         return float(self._next[context][target])
 
     def word_id(self, word: str) -> int:
