@@ -20,12 +20,11 @@ from pathlib import Path
 def main(home: str) -> None:
     os.environ["WORKBENCH_HOME"] = str(Path(home).expanduser())
     import mlflow
-    import numpy as np
 
     from workbench.models import word_lm_decoding as lm_decoding
     from workbench.tasks import get_task
     from workbench.tasks.configure import make_config
-    from workbench.tasks.transcribe import LM_CHOICE_CLIPS, baseline_indices, error_rates
+    from workbench.tasks.transcribe import baseline_indices, error_rates, lm_choice_clips
 
     mlflow.set_tracking_uri(f"sqlite:///{os.environ['WORKBENCH_HOME']}/mlflow.db")
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
@@ -42,7 +41,7 @@ def main(home: str) -> None:
     references, kinds = data.extras["test_texts"], data.extras["test_kinds"]
     picked = baseline_indices(data, config)
     lm = lm_decoding.WordLanguageModel(data.extras["train_texts"])
-    chosen = np.unique(np.linspace(0, len(data.x_val) - 1, min(len(data.x_val), LM_CHOICE_CLIPS)).astype(int))
+    chosen = lm_choice_clips(len(data.x_val))
     val_logits, val_texts = served.logits(data.x_val[chosen]), [data.extras["val_texts"][i] for i in chosen]
 
     def keras_decoding(decoding: str):

@@ -213,8 +213,7 @@ class TranscribeTask(Task):
         key = ("lm_weights", id(served.network.layers[-1]))
         if key not in data.extras:
             lm = lm_decoding.WordLanguageModel(data.extras["train_texts"])
-            # spread over the split; each pair of weights decodes them all once (~0.03 s a clip)
-            picked = np.unique(np.linspace(0, len(data.x_val) - 1, min(len(data.x_val), LM_CHOICE_CLIPS)).astype(int))
+            picked = lm_choice_clips(len(data.x_val))  # each pair of weights decodes them all once
             weight, bonus, rates = lm_decoding.choose_weights(
                 served.logits(data.x_val[picked]), [data.extras["val_texts"][i] for i in picked],
                 served.settings["alphabet"], lm, int(served.settings["beam_width"]))
@@ -264,6 +263,13 @@ class TranscribeTask(Task):
         metrics.update({f"{k}_default_lm": v for k, v in default.items()})
         metrics.update({"baseline_clips": float(len(picked)), "baseline_missing_words": float(len(missing))})
         return metrics
+
+
+def lm_choice_clips(validation_clips: int) -> np.ndarray:
+    """The validation clips the word model's weights are chosen on: at most LM_CHOICE_CLIPS,
+    spread evenly over the split."""
+    count = min(validation_clips, LM_CHOICE_CLIPS)
+    return np.unique(np.linspace(0, validation_clips - 1, count).astype(int))
 
 
 def baseline_indices(data: Splits, config: RunConfig) -> np.ndarray:
