@@ -72,3 +72,50 @@ def classifier(num_classes: int, sequence_length: int, frozen_layers: int, binar
     return MeanPooledBertClassifier(
         backbone, 1 if binary else num_classes, preprocessor=preprocessor,
         activation="sigmoid" if binary else "softmax", dropout=HEAD_DROPOUT, name="text_minilm")
+
+
+PROBE_C = (0.1, 1.0, 10.0)   # logistic regression's inverse penalty, chosen on validation
+
+
+def start_head_from_probe(model, x_train, y_train, x_val, y_val, batch_size: int = 64) -> dict[str, float]:
+    """Set the head to a logistic regression fitted on the untouched encoder's mean vectors
+    (linear probing, then fine-tuning: Kumar et al., 2022). A random head's first gradients
+    pull the pretrained features towards noise before the head has learned anything; a fitted
+    head starts fine-tuning from the probe's accuracy. Returns the probe's accuracies."""
+    import keras
+    from sklearn.linear_model import LogisticRegression
+
+    features = keras.Model(model.inputs, model.get_layer("mean_pooling").output)
+
+    def mean_vectors(texts):
+        tokens = model.preprocessor(np.asarray(list(texts), dtype=object))
+        return np.asarray(features.predict(tokens, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+    train, val = mean_vectors(x_train), mean_vectors(x_val)
+    fitted = [LogisticRegression(C=c, max_iter=2000).fit(train, y_train) for c in PROBE_C]
+    probe = max(fitted, key=lambda lr: lr.score(val, y_val))
+    weights, bias = probe.coef_.T, probe.intercept_
+    head = model.get_layer("logits")
+    units = head.kernel.shape[-1]
+    if units == 2 and weights.shape[1] == 1:  # softmax over two classes: the binary logit split in half
+        weights, bias = np.concatenate([-weights, weights], axis=1) / 2, np.concatenate([-bias, bias]) / 2
+    head.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    return {"probe_train_accuracy": float(probe.score(train, y_train)),
+            "probe_val_accuracy": float(probe.score(val, y_val)), "probe_c": float(probe.C)}
+
+
+def probe_head_callback(data, run):
+    """A Keras callback that starts the head from the probe when training begins, and logs the
+    probe's accuracies. A resumed or forked run has trained already and keeps its own head."""
+    import keras
+
+    class ProbeHead(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if int(self.model.optimizer.iterations) > 0:
+                return
+            probe = start_head_from_probe(self.model, data.x_train, data.y_train, data.x_val, data.y_val)
+            print(f"head started from a linear probe: validation accuracy {probe['probe_val_accuracy']:.4f} "
+                  f"(C={probe['probe_c']:g})")
+            run.log_metrics(probe)
+
+    return ProbeHead()
