@@ -68,20 +68,6 @@ def test_missing_glove_package_names_the_install_command(monkeypatch):
         glove.embedding_matrix(["", "[UNK]", "good"], seed=0)
 
 
-def test_minilm_head_starts_from_a_linear_probe_of_the_encoder(two_topic_csv):
-    from workbench.models import minilm
-    from workbench.training import predict
-
-    config = make_config(task="text", dataset=f"csv:{two_topic_csv}", model="minilm")
-    task = get_task("text")
-    data = task.load_data(config)
-    model = task.build_model(config, data)
-    probe = minilm.start_head_from_probe(model, data.x_train, data.y_train, data.x_val, data.y_val)
-    assert probe["probe_val_accuracy"] >= 0.9  # "good" against "bad" reviews: the untouched encoder separates them
-    # the network now predicts what the probe does: its head holds the probe's weights
-    assert np.mean(predict(model, data.x_val).argmax(axis=1) == data.y_val) == probe["probe_val_accuracy"]
-
-
 def test_minilm_predicts_raw_strings_after_an_mlflow_reload(two_topic_csv, home):
     from workbench.tracking import tracked_run
     from workbench.training import predict

@@ -84,8 +84,6 @@ class TextTask(ClassificationTask):
     model_options = {"minilm": (
         Option("frozen_layers", int, 0, "encoder layers kept frozen, counted from the input; -1 = all (only the "
                                         "head learns)", minimum=-1, allowed="an integer >= -1 (-1 = all)"),
-        Option("probe_head", bool, True, "start the head from a logistic regression fitted on the untouched "
-                                         "encoder's mean vectors (a linear probe), then fine-tune everything"),
     )}
     # Epochs from the data's size: text models fit a training split within a few thousand steps
     # and then overfit, so early stopping (best weights restored) ends most runs well before the cap.
@@ -106,13 +104,6 @@ class TextTask(ClassificationTask):
 
     def default_learning_rate_for(self, model: str) -> float:
         return 5e-5 if model == "minilm" else 1e-3  # BERT's fine-tuning rate (Devlin et al.)
-
-    def epoch_callbacks(self, config: RunConfig, data: Splits, run) -> list:
-        if config.model != "minilm" or not config.probe_head:
-            return []
-        from workbench.models.minilm import probe_head_callback
-
-        return [probe_head_callback(data, run)]
 
     def search_space(self, model: str) -> dict[str, dict]:
         if model != "minilm":
