@@ -161,6 +161,29 @@ def _requirements(model) -> list[str]:
     return wanted
 
 
+@contextmanager
+def _installed_versions_trusted() -> Iterator[None]:
+    """Skip MLflow's check that a model's pinned requirements match what is installed, while it
+    logs the model and reloads it to check its input example.
+
+    The pins are the running versions themselves (`_requirements`, and MLflow pins its own), so
+    the check cannot find a mismatch; yet it first maps every installed distribution to its
+    modules, about 1.3 s of each process that logs a model."""
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+
+    name = "warn_dependency_requirement_mismatches"
+    modules = [m for m in (mlflow.utils.environment, mlflow.pyfunc) if hasattr(m, name)]
+    checks = [getattr(m, name) for m in modules]
+    for module in modules:
+        setattr(module, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        for module, check in zip(modules, checks):
+            setattr(module, name, check)
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
@@ -230,10 +253,11 @@ class RunLogger:
         if isinstance(model, ServedModel):
             from workbench.tracking.served import log_served
 
-            return log_served(model, input_example, example_output, _requirements(model.network))
+            with _installed_versions_trusted():
+                return log_served(model, input_example, example_output, _requirements(model.network))
         signature = infer_signature(input_example, example_output)
         # MLflow reloads the model to check the example serves; its predict prints progress bars.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), _installed_versions_trusted():
             Model.log(
                 artifact_path=None, name="model", flavor=_KerasFlavor, flavor_name="mlflow.keras", model=model,
                 signature=signature, input_example=input_example,
