@@ -48,6 +48,10 @@ MIN_PASSWORD_LENGTH = 12  # MLflow refuses shorter admin passwords
 READY_TIMEOUT = 180  # seconds; migrations on a fresh database and a busy machine take a while
 STOP_GRACE = 10  # seconds; MLflow's job consumers may ignore SIGTERM, then SIGKILL
 BACKEND_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+# MLflow's server also starts a job runner and seven huey consumers for its GenAI jobs (scorers,
+# prompt optimization, trace roll-ups): about 12 s of CPU and eight processes at each start, for
+# features no workbench run uses. Off unless the user's environment turns them on.
+JOBS_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def serve(settings: ServerSettings) -> int:
     command = [sys.executable, "-m", "mlflow", "server",
                "--serve-artifacts", "--artifacts-destination", str(settings.artifacts),
                "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers)]
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": settings.backend}
+    env = mlflow_server_environment({"MLFLOW_BACKEND_STORE_URI": settings.backend})
     password, generated = None, False
     if settings.auth:
         check_auth_installed()
@@ -213,7 +217,7 @@ def serve(settings: ServerSettings) -> int:
         env.update({"MLFLOW_AUTH_CONFIG_PATH": str(_write_auth_config()), SECRET_KEY_ENV: secret_key(),
                     "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": password})
 
-    # A session of its own: `mlflow server` starts workers and job runners; one signal to the
+    # A session of its own: `mlflow server` starts workers (and job runners, if on); one signal to the
     # group stops them all, and a Ctrl-C in the terminal reaches only this process.
     process = subprocess.Popen(command, env=env, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -233,6 +237,12 @@ def serve(settings: ServerSettings) -> int:
     finally:
         stop_group(process)
         signal.signal(signal.SIGTERM, previous)
+
+
+def mlflow_server_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an `mlflow server` or `mlflow ui` process: this one's, MLflow's job
+    runners off unless set here, and `extra`."""
+    return {JOBS_ENV: "false", **os.environ, **(extra or {})}
 
 
 def _interrupt(signum, frame):

@@ -28,8 +28,9 @@ PAGE_TIMEOUT = 180_000  # milliseconds for the single-page app's first render
 
 
 class UI:
-    def __init__(self, url: str, experiment_id: str, run, printed: str, opened: Path):
+    def __init__(self, url: str, experiment_id: str, run, printed: str, opened: Path, pid: int):
         self.url, self.experiment_id, self.run, self.printed = url, experiment_id, run, printed
+        self.pid = pid  # `workbench ui`, which became MLflow's UI server
         self.opened = opened  # where the BROWSER command that `--open` calls writes the address it was given
 
     def printed_link(self, label: str) -> str:
@@ -75,14 +76,14 @@ def ui(tmp_path_factory):
                                f'mv {shlex.quote(str(opened))}.part {shlex.quote(str(opened))}\n')
     browser_command.chmod(0o755)
     with log.open("w") as out:
-        # Its own session: the UI runs MLflow's server, which starts workers and job runners.
+        # Its own session: the UI runs MLflow's server, which starts workers.
         process = subprocess.Popen([sys.executable, "-m", "workbench", "ui", "--port", str(port), "--open"],
                                    cwd=ROOT, env={**env, "MLFLOW_WORKERS": "2", "BROWSER": str(browser_command)},
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_health(f"http://127.0.0.1:{port}", process, log)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield UI(f"http://127.0.0.1:{port}", experiment.experiment_id, run, log.read_text(), opened)
+        yield UI(f"http://127.0.0.1:{port}", experiment.experiment_id, run, log.read_text(), opened, process.pid)
     finally:
         _stop_group(process)
 
@@ -206,3 +207,13 @@ def test_the_system_metrics_tab_shows_cpu_and_memory_series(ui, browser):
             page.get_by_text(series).first.wait_for()
         page.wait_for_function("() => document.querySelectorAll('svg path, canvas').length > 0", timeout=PAGE_TIMEOUT)
 
+
+def test_the_ui_runs_no_mlflow_job_runners(ui):
+    """MLflow's GenAI job runners (huey consumers) are off: the UI is MLflow's server and its workers."""
+    running = []
+    for child in psutil.Process(ui.pid).children(recursive=True):
+        try:
+            running.append(" ".join(child.cmdline()))
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):  # ended meanwhile (the --open helper)
+            pass
+    assert running and not [a for a in running if "huey" in a or "_job_runner" in a], running

@@ -128,6 +128,10 @@ def test_two_trainings_at_once_log_complete_runs_through_the_server(home, postgr
         assert worker.returncode == 0, output[-3000:]
         assert f"tracking store           {server.url}" in output
 
+    # MLflow's GenAI job runners (huey consumers) stay off: the server is MLflow's server and its workers.
+    running = [" ".join(_argv(p)) for p in psutil.Process(server.process.pid).children(recursive=True)]
+    assert running and not [a for a in running if "huey" in a or "_job_runner" in a], running
+
     c = MlflowClient(server.url)
     experiment = c.get_experiment_by_name("workbench-images")
     runs = c.search_runs([experiment.experiment_id])

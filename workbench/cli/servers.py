@@ -57,6 +57,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from workbench import tracking
+    from workbench.server import mlflow_server_environment
     from workbench.tracking import links
 
     require_loopback(args.host, args.allow_remote, "ui")
@@ -73,7 +74,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     first = links.print_training_views(base)
     if args.open:
         open_when_ready(base, first or base)
-    os.execv(sys.executable, command)
+    os.execve(sys.executable, command, mlflow_server_environment())
 
 
 def open_when_ready(base: str, url: str) -> None:
