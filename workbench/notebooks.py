@@ -167,6 +167,21 @@ def _engine() -> str:
             finally:
                 shutil.rmtree(getattr(self, "socket_folder", ""), ignore_errors=True)
 
+        @contextmanager
+        def setup_kernel(self, **kwargs):
+            with super().setup_kernel(**kwargs):
+                try:
+                    yield
+                except KeyboardInterrupt:  # Ctrl-C, or SIGTERM raised as workbench.errors.Stopped
+                    # The cut-short cell's polling tasks stay pending in the event loop, which
+                    # runs again while the kernel is shut down: the kernel-alive poll then reports
+                    # that kernel as having died, and tasks left with an error print it at exit.
+                    # Neither is news to the user, who stopped it; muted before that shutdown.
+                    self.log = logging.getLogger("workbench.notebooks.stopped")
+                    self.log.setLevel(logging.CRITICAL)
+                    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+                    raise
+
         async def async_start_new_kernel_client(self):
             client = await super().async_start_new_kernel_client()
             client.shell_channel.get_msg = _sliced(client.shell_channel.get_msg)
@@ -233,11 +248,8 @@ def train_with_notebook(config: RunConfig, run_id: str | None = None,
             with environment({RUN_ID_FILE_ENV: str(id_file)}):
                 error = execute(NOTEBOOKS_DIR / "train.ipynb", {**config.to_dict(), "run_id": run_id}, pending,
                                 cell_timeout, echo)
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt as exc:  # the kernel's shutdown is quiet (SlicedPollClient.setup_kernel)
             error, killed = interruption(exc), True
-            # nbclient's kernel-alive poll then finds the kernel it shut down gone, and asyncio would
-            # print that task's DeadKernelError at exit: expected here, not news to the user.
-            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
             raise
         finally:
             kernel_done.set()
