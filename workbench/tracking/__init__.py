@@ -168,7 +168,7 @@ def _installed_versions_trusted() -> Iterator[None]:
 
     The pins are the running versions themselves (`_requirements`, and MLflow pins its own), so
     the check cannot find a mismatch; yet it first maps every installed distribution to its
-    modules, about 1.3 s of each process that logs a model."""
+    modules: about half a second of CPU in each process that logs a model (BENCHMARKS.md)."""
     import mlflow.pyfunc
     import mlflow.utils.environment
 
