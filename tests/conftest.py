@@ -39,14 +39,18 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))
 
 
+def use_home(patch: pytest.MonkeyPatch, path: Path) -> Path:
+    """Point this process and the commands it starts at the workbench home `path`."""
+    patch.setenv("WORKBENCH_HOME", str(path))
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    patch.delenv("MLFLOW_RUN_ID", raising=False)
+    patch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    return path
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "home"
-    monkeypatch.setenv("WORKBENCH_HOME", str(path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    return path
+    return use_home(monkeypatch, tmp_path / "home")
 
 
 def run_cli(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -1,10 +1,8 @@
 """`workbench rerun`: a finished run trained again from its record reproduces, and says what changed."""
 
-import os
-
 import pytest
 
-from conftest import VENV_BIN, all_runs, client, run_cli
+from conftest import all_runs, client, run_cli, use_home
 
 pytestmark = pytest.mark.slow
 
@@ -13,12 +11,8 @@ pytestmark = pytest.mark.slow
 def origin(tmp_path_factory):
     """One finished digits run of 3 epochs in a home this module's tests share (training it once
     per test cost a training each); each test reruns or forks it and looks only at the runs it made."""
-    home = tmp_path_factory.mktemp("reruns") / "home"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WORKBENCH_HOME", str(home))
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("MLFLOW_RUN_ID", raising=False)
-        patch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+        home = use_home(patch, tmp_path_factory.mktemp("reruns") / "home")
         first = run_cli("train", "--in-process", "--dataset", "digits", "--model", "mlp", "--epochs", "3")
         assert first.returncode == 0, first.stderr[-2000:]
         [run] = all_runs(home)
